@@ -1,0 +1,44 @@
+"""Build the per-process services: keys, the store, the operator's admin key."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from app.clock import Clock, system_clock
+from app.config import ADMIN_KEY_ENV, ADMIN_KEY_FILE, ServiceConfig
+from app.directory import Directory
+from app.keys import KeyRing, load_master_key, write_secret_file
+from app.services import Services
+from app.store.base import Store
+from app.store.factory import make_store
+
+
+def operator_key_path(config: ServiceConfig) -> Path:
+    return config.data_dir / ADMIN_KEY_FILE
+
+
+def load_operator_key(config: ServiceConfig) -> str:
+    """``REVOCATION_ADMIN_KEY``, else ``<data-dir>/admin-key`` (generated once, 0600)."""
+    if key := os.environ.get(ADMIN_KEY_ENV):
+        return key
+    path = operator_key_path(config)
+    if not path.exists():
+        try:
+            write_secret_file(path, "rsk_op_" + secrets.token_urlsafe(32))
+        except FileExistsError:
+            pass  # another worker created it first
+    return path.read_text().strip()
+
+
+async def open_services(
+    config: ServiceConfig, *, store: Store | None = None, clock: Clock = system_clock
+) -> Services:
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    keys = KeyRing(load_master_key(config.data_dir))
+    store = store or make_store(config)
+    await store.open()
+    directory = Directory(store)
+    await directory.refresh()
+    return Services(config, store, keys, directory, load_operator_key(config), clock)

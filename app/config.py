@@ -1,0 +1,37 @@
+"""Service-wide options: command-line flags and their environment variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ADMIN_KEY_ENV = "REVOCATION_ADMIN_KEY"
+ADMIN_KEY_FILE = "admin-key"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    data_dir: Path = Path("./data")
+    tenants_dir: Path | None = Path("./tenants")
+    mongodb_uri: str | None = None
+    mongodb_database: str = "revocation"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1",)
+    max_body_bytes: int = 16 * 1024
+    credential_retention_s: int = 86_400
+    """Kept this long after ``exp`` before expired records are purged."""
+    log_json: bool | None = None
+    """None: JSON lines unless stderr is a terminal."""
+    log_level: str = "info"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> ServiceConfig:
+        values: dict[str, object] = {}
+        if uri := os.environ.get("MONGODB_URI"):
+            values["mongodb_uri"] = uri
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]

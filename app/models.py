@@ -1,0 +1,271 @@
+"""The records the service keeps, independent of the store that keeps them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from app.types import JSON, ClientId, TenantId, TokenHash
+
+
+class TokenType(StrEnum):
+    ACCESS_TOKEN = "access_token"
+    REFRESH_TOKEN = "refresh_token"
+    DEVICE_SECRET = "device_secret"
+
+
+ALL_TOKEN_TYPES: frozenset[TokenType] = frozenset(TokenType)
+OAUTH_TOKENS: frozenset[TokenType] = frozenset({TokenType.ACCESS_TOKEN, TokenType.REFRESH_TOKEN})
+
+
+class ClientType(StrEnum):
+    CONFIDENTIAL = "confidential"
+    PUBLIC = "public"
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    """A hosted issuer. ``settings`` holds only what was set; see ``app.settings``."""
+
+    tenant_id: TenantId
+    settings: JSON
+    key_salt: bytes
+    """Random per-tenant salt for key derivation: a re-created tenant gets unrelated hashes."""
+    created_at: int
+    updated_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    tenant_id: TenantId
+    client_id: ClientId
+    type: ClientType
+    token_endpoint_auth_method: str
+    scope: frozenset[str] = frozenset()
+    enabled: bool = True
+    secret_hash: bytes | None = None
+    """Keyed hash of a ``client_secret_basic``/``client_secret_post`` secret."""
+    secret_encrypted: bytes | None = None
+    """AES-GCM sealed secret for ``client_secret_jwt`` (the service must recover it)."""
+    jwks: JSON | None = None
+    jwks_uri: str | None = None
+    created_at: int = 0
+    updated_at: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """An issued token registered with the service, known only by its keyed hash."""
+
+    tenant_id: TenantId
+    token_hash: TokenHash
+    type: TokenType
+    client_id: ClientId
+    exp: int
+    sub: str | None = None
+    grant_id: str | None = None
+    device_session_id: str | None = None
+    scope: str | None = None
+    iat: int | None = None
+    revoked_at: int | None = None
+    revoked_cause: str | None = None
+
+    def same_issue(self, other: Credential) -> bool:
+        """True when ``other`` registers the very same issuance (a duplicate, not a clash)."""
+        return (
+            self.type,
+            self.client_id,
+            self.exp,
+            self.sub,
+            self.grant_id,
+            self.device_session_id,
+            self.scope,
+            self.iat,
+        ) == (
+            other.type,
+            other.client_id,
+            other.exp,
+            other.sub,
+            other.grant_id,
+            other.device_session_id,
+            other.scope,
+            other.iat,
+        )
+
+    def is_live(self, now: int) -> bool:
+        return self.revoked_at is None and self.exp > now
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A persisted grant record (Connect2id's authorisation record)."""
+
+    tenant_id: TenantId
+    grant_id: str
+    client_id: ClientId
+    sub: str
+    scope: str | None = None
+    updated_at: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectClient:
+    """One client a subject has authorized: live credentials and grant records."""
+
+    client_id: ClientId
+    credentials: int
+    grants: int
+
+
+@dataclass(frozen=True, slots=True)
+class AdminKey:
+    tenant_id: TenantId
+    key_id: str
+    key_hash: bytes
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """An entry of a tenant's event feed. Never carries a token or its hash."""
+
+    id: int
+    time: int
+    type: str
+    cause: str
+    count: int = 0
+    client_id: ClientId | None = None
+    sub: str | None = None
+    grant_id: str | None = None
+    token_type: str | None = None
+    jti: str | None = None
+    device_session_id: str | None = None
+
+    def to_json(self) -> JSON:
+        out: dict[str, Any] = {
+            "id": str(self.id),
+            "time": self.time,
+            "type": self.type,
+            "cause": self.cause,
+            "count": self.count,
+        }
+        for name in ("client_id", "sub", "grant_id", "token_type", "jti", "device_session_id"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class EventDraft:
+    """An event to append; the store assigns ``id`` and, for ``revoked``, ``count``."""
+
+    type: str
+    cause: str
+    time: int
+    client_id: ClientId | None = None
+    sub: str | None = None
+    grant_id: str | None = None
+    token_type: str | None = None
+    jti: str | None = None
+    device_session_id: str | None = None
+    count: int | None = None
+    """``None``: the store fills in how many credentials the plan took down."""
+
+
+# --- what a revocation takes down ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ByHash:
+    token_hash: TokenHash
+
+
+@dataclass(frozen=True, slots=True)
+class ByGrant:
+    grant_id: str
+    types: frozenset[TokenType] = ALL_TOKEN_TYPES
+
+
+@dataclass(frozen=True, slots=True)
+class ByClientSubject:
+    client_id: ClientId
+    sub: str
+    types: frozenset[TokenType] = ALL_TOKEN_TYPES
+
+
+@dataclass(frozen=True, slots=True)
+class ByClient:
+    client_id: ClientId
+
+
+@dataclass(frozen=True, slots=True)
+class BySession:
+    """Credentials bound to a device session, for every client of the tenant."""
+
+    device_session_id: str
+    types: frozenset[TokenType] = ALL_TOKEN_TYPES
+
+
+Selector = ByHash | ByGrant | ByClientSubject | ByClient | BySession
+
+
+class MarkKind(StrEnum):
+    """Not-before marks: JWT access tokens of the scope with ``iat`` <= ``at`` are revoked."""
+
+    CLIENT = "client"
+    CLIENT_SUBJECT = "client_subject"
+    GRANT = "grant"
+
+
+@dataclass(frozen=True, slots=True)
+class NotBeforeMark:
+    kind: MarkKind
+    key: str
+    """``client_id``; ``client_id`` + NUL + ``sub``; or ``grant_id``."""
+    at: int
+
+
+@dataclass(frozen=True, slots=True)
+class DenyEntry:
+    """A JWT access token denied until ``exp``: its ``jti`` or its SHA-256."""
+
+    key: str
+    exp: int
+
+
+@dataclass(frozen=True, slots=True)
+class RevocationPlan:
+    """Everything one revocation changes, applied by the store in one transaction.
+
+    When ``primary`` is set and that credential is already revoked, nothing is applied:
+    revoking is idempotent and concurrent revocations of one token give one event.
+    """
+
+    revoked_at: int
+    cause: str
+    primary: TokenHash | None = None
+    primary_deny: DenyEntry | None = None
+    """For an unregistered JWT: applied only if the deny entry is new (same idempotence)."""
+    selectors: tuple[Selector, ...] = ()
+    delete_grants_of: tuple[tuple[ClientId, str], ...] = ()
+    """(client_id, sub) pairs whose grant records are deleted."""
+    delete_grant_ids: tuple[str, ...] = ()
+    end_sessions: tuple[str, ...] = ()
+    marks: tuple[NotBeforeMark, ...] = ()
+    events: tuple[EventDraft, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class RevocationOutcome:
+    applied: bool
+    count: int
+    """Live credentials the plan took down."""
+    event_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationOutcome:
+    registered: int
+    duplicates: int

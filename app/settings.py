@@ -1,0 +1,286 @@
+"""Tenant settings (contract section 8): schema, defaults, validation, typed view.
+
+A tenant stores only the settings that were set; ``effective()`` fills in defaults. The
+same dotted names are used by the admin API's JSON and by ``tenants/*.toml``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from app.errors import FieldError
+from app.issuers import normalize_issuer
+from app.types import JSON
+
+AUTH_METHODS = (
+    "client_secret_basic",
+    "client_secret_post",
+    "client_secret_jwt",
+    "private_key_jwt",
+    "none",
+)
+ASSERTION_ALGS = ("RS256", "PS256", "ES256", "EdDSA", "HS256")
+CASCADE_POLICIES = ("token", "grant", "subject", "spid", "cie")
+FAILURE_MODES = ("fail_closed", "fail_open")
+TENANT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+ORIGIN_RE = re.compile(r"^https?://[^/?#\s]+$")
+
+Validator = Callable[[str, Any], Any]
+
+
+def _bool(path: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise FieldError(path, "must be true or false")
+    return value
+
+
+def _int(minimum: int, maximum: int) -> Validator:
+    def check(path: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise FieldError(path, "must be a whole number")
+        if not minimum <= value <= maximum:
+            raise FieldError(path, f"must be between {minimum} and {maximum}")
+        return value
+
+    return check
+
+
+def _choice(choices: tuple[str, ...]) -> Validator:
+    def check(path: str, value: Any) -> str:
+        if value not in choices:
+            raise FieldError(path, f"must be one of: {', '.join(choices)}")
+        return str(value)
+
+    return check
+
+
+def _subset(choices: tuple[str, ...]) -> Validator:
+    def check(path: str, value: Any) -> list[str]:
+        if not isinstance(value, list) or any(v not in choices for v in value):
+            raise FieldError(path, f"must be a list of: {', '.join(choices)}")
+        return list(dict.fromkeys(value))
+
+    return check
+
+
+def _url(path: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise FieldError(path, "must be a URL")
+    try:
+        normalize_issuer(value)
+    except ValueError as exc:
+        raise FieldError(path, str(exc)) from None
+    return value
+
+
+def _urls(path: str, value: Any) -> list[str]:
+    if not isinstance(value, list):
+        raise FieldError(path, "must be a list of URLs")
+    return [_url(f"{path}[{i}]", v) for i, v in enumerate(value)]
+
+
+def _origins(path: str, value: Any) -> list[str]:
+    if not isinstance(value, list):
+        raise FieldError(path, "must be a list of origins")
+    for i, v in enumerate(value):
+        if not isinstance(v, str) or not (v == "*" or ORIGIN_RE.match(v)):
+            raise FieldError(f"{path}[{i}]", "must be an origin such as https://app.example")
+    return list(value)
+
+
+def _optional_object(path: str, value: Any) -> JSON:
+    if not isinstance(value, dict):
+        raise FieldError(path, "must be an object")
+    return value
+
+
+def _jwks(path: str, value: Any) -> JSON:
+    if not isinstance(value, dict) or not isinstance(value.get("keys"), list):
+        raise FieldError(path, "must be a JWK set: an object with a list 'keys'")
+    return value
+
+
+def _name(path: str, value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.:-]{0,127}", value):
+        raise FieldError(path, "must be a name (letters, digits, _ . : -)")
+    return value
+
+
+def _plugins(path: str, value: Any) -> list[JSON]:
+    if not isinstance(value, list):
+        raise FieldError(path, "must be a list of {name, config}")
+    out: list[JSON] = []
+    for i, item in enumerate(value):
+        here = f"{path}[{i}]"
+        if isinstance(item, str):
+            item = {"name": item}
+        if not isinstance(item, dict):
+            raise FieldError(here, "must be {name, config}")
+        unknown = set(item) - {"name", "config"}
+        if unknown:
+            raise FieldError(f"{here}.{sorted(unknown)[0]}", "unknown key")
+        name = _name(f"{here}.name", item.get("name"))
+        config = _optional_object(f"{here}.config", item.get("config", {}))
+        out.append({"name": name, "config": config})
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    validate: Validator
+    default: Any
+
+
+FIELDS: dict[str, Field] = {
+    "issuer": Field(_url, None),
+    "issuer_aliases": Field(_urls, []),
+    "enabled": Field(_bool, True),
+    "revocation.enabled": Field(_bool, True),
+    "revocation.cascade": Field(_choice(CASCADE_POLICIES), "grant"),
+    "revocation.public_clients_may_revoke": Field(_bool, True),
+    "revocation.allow_revoke_all": Field(_bool, False),
+    "revocation.allow_revoke_other_clients": Field(_bool, False),
+    "introspection.enabled": Field(_bool, True),
+    "auth.methods": Field(_subset(AUTH_METHODS), list(AUTH_METHODS)),
+    "auth.assertion_algs": Field(_subset(ASSERTION_ALGS), list(ASSERTION_ALGS)),
+    "auth.max_assertion_lifetime_s": Field(_int(1, 86_400), 300),
+    "auth.clock_skew_s": Field(_int(0, 3_600), 60),
+    "cors.allowed_origins": Field(_origins, []),
+    "jsonp.enabled": Field(_bool, False),
+    "jwt_access_tokens.jwks": Field(_jwks, None),
+    "jwt_access_tokens.jwks_uri": Field(_url, None),
+    "jwt_access_tokens.grant_claim": Field(_name, "grant_id"),
+    "plugins.enabled": Field(_plugins, []),
+    "plugins.failure_mode.pre": Field(_choice(FAILURE_MODES), "fail_closed"),
+    "plugins.failure_mode.post": Field(_choice(FAILURE_MODES), "fail_open"),
+    "rate_limits.per_client_per_minute": Field(_int(1, 1_000_000), 10),
+    "rate_limits.per_address_per_minute": Field(_int(1, 1_000_000), 100),
+}
+def _all_groups() -> set[str]:
+    groups: set[str] = set()
+    for path in FIELDS:
+        parts = path.split(".")
+        for n in range(1, len(parts)):
+            groups.add(".".join(parts[:n]))
+    return groups
+
+
+GROUPS = _all_groups()
+
+
+def validate(settings: Mapping[str, Any], prefix: str = "") -> JSON:
+    """Validate explicit settings (nested objects); unknown keys name themselves."""
+    if not isinstance(settings, Mapping):
+        raise FieldError(prefix or "settings", "must be an object")
+    out: JSON = {}
+    for name, value in settings.items():
+        path = f"{prefix}{name}"
+        if path in FIELDS:
+            if value is not None:
+                out[name] = FIELDS[path].validate(path, value)
+        elif path in GROUPS:
+            if value is None:
+                continue
+            if not isinstance(value, Mapping):
+                raise FieldError(path, "must be an object")
+            nested = validate(value, f"{path}.")
+            if nested:
+                out[name] = nested
+        else:
+            raise FieldError(path, "unknown setting")
+    if not prefix:
+        if "issuer" not in out:
+            raise FieldError("issuer", "is required")
+        issuers = [out["issuer"], *out.get("issuer_aliases", [])]
+        normalized = [normalize_issuer(i) for i in issuers]
+        if len(set(normalized)) != len(normalized):
+            raise FieldError("issuer_aliases", "repeats the issuer or another alias")
+    return out
+
+
+def lookup(settings: Mapping[str, Any], path: str) -> Any:
+    node: Any = settings
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return FIELDS[path].default
+        node = node[part]
+    return node
+
+
+def effective(settings: Mapping[str, Any]) -> JSON:
+    """All settings, defaults filled in, as nested objects."""
+    out: JSON = {}
+    for path in FIELDS:
+        node = out
+        *groups, leaf = path.split(".")
+        for g in groups:
+            node = node.setdefault(g, {})
+        node[leaf] = lookup(settings, path)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class TenantSettings:
+    """The typed, defaulted view the request path reads."""
+
+    issuer: str
+    issuer_aliases: tuple[str, ...]
+    enabled: bool
+    revocation_enabled: bool
+    cascade: str
+    public_clients_may_revoke: bool
+    allow_revoke_all: bool
+    allow_revoke_other_clients: bool
+    introspection_enabled: bool
+    auth_methods: frozenset[str]
+    assertion_algs: tuple[str, ...]
+    max_assertion_lifetime_s: int
+    clock_skew_s: int
+    cors_allowed_origins: tuple[str, ...]
+    jsonp_enabled: bool
+    jwt_jwks: JSON | None
+    jwt_jwks_uri: str | None
+    jwt_grant_claim: str
+    plugins: tuple[JSON, ...]
+    failure_mode_pre: str
+    failure_mode_post: str
+    per_client_per_minute: int
+    per_address_per_minute: int
+
+    @classmethod
+    def of(cls, settings: Mapping[str, Any]) -> TenantSettings:
+        def get(path: str) -> Any:
+            return lookup(settings, path)
+
+        return cls(
+            issuer=get("issuer"),
+            issuer_aliases=tuple(get("issuer_aliases")),
+            enabled=get("enabled"),
+            revocation_enabled=get("revocation.enabled"),
+            cascade=get("revocation.cascade"),
+            public_clients_may_revoke=get("revocation.public_clients_may_revoke"),
+            allow_revoke_all=get("revocation.allow_revoke_all"),
+            allow_revoke_other_clients=get("revocation.allow_revoke_other_clients"),
+            introspection_enabled=get("introspection.enabled"),
+            auth_methods=frozenset(get("auth.methods")),
+            assertion_algs=tuple(get("auth.assertion_algs")),
+            max_assertion_lifetime_s=get("auth.max_assertion_lifetime_s"),
+            clock_skew_s=get("auth.clock_skew_s"),
+            cors_allowed_origins=tuple(get("cors.allowed_origins")),
+            jsonp_enabled=get("jsonp.enabled"),
+            jwt_jwks=get("jwt_access_tokens.jwks"),
+            jwt_jwks_uri=get("jwt_access_tokens.jwks_uri"),
+            jwt_grant_claim=get("jwt_access_tokens.grant_claim"),
+            plugins=tuple(get("plugins.enabled")),
+            failure_mode_pre=get("plugins.failure_mode.pre"),
+            failure_mode_post=get("plugins.failure_mode.post"),
+            per_client_per_minute=get("rate_limits.per_client_per_minute"),
+            per_address_per_minute=get("rate_limits.per_address_per_minute"),
+        )
+
+    def all_issuers(self) -> list[str]:
+        """Normalised issuer and aliases."""
+        return [normalize_issuer(u) for u in (self.issuer, *self.issuer_aliases)]

@@ -1,0 +1,137 @@
+"""The store contract: what every backend (embedded SQLite, MongoDB) provides.
+
+Every method takes the tenant id and every query is scoped by it. Methods raise
+``app.errors.StoreUnavailable`` when the backend cannot be reached, ``Conflict`` on a
+uniqueness clash, and never return partial writes: each write method is one transaction.
+Revocation state is always read from the store, never from a cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from app.models import (
+    AdminKey,
+    Client,
+    Credential,
+    Event,
+    Grant,
+    MarkKind,
+    RegistrationOutcome,
+    RevocationOutcome,
+    RevocationPlan,
+    SubjectClient,
+    Tenant,
+)
+from app.types import ClientId, TenantId, TokenHash
+
+
+class Store(Protocol):
+    name: str
+    """``sqlite`` or ``mongodb``, for logs, metrics and readiness."""
+
+    async def open(self) -> None:
+        """Connect, create or migrate the schema and indexes (idempotent)."""
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise ``StoreUnavailable`` unless the store answers now."""
+
+    async def config_version(self) -> int:
+        """A number that changes whenever tenants, clients or admin keys change.
+
+        As cheap as the backend can make it: caches compare it on every request.
+        """
+
+    # --- tenants ---------------------------------------------------------------------
+    async def list_tenants(self) -> list[Tenant]: ...
+
+    async def get_tenant(self, tenant_id: TenantId) -> Tenant | None: ...
+
+    async def put_tenant(self, tenant: Tenant, issuers: Sequence[str]) -> Tenant:
+        """Create or replace a tenant's settings, keeping ``key_salt`` and ``created_at``
+        of an existing one (its clients and credentials stay).
+
+        ``issuers`` are the normalised issuer and aliases; raise ``Conflict`` when one
+        belongs to another tenant. Returns the stored tenant.
+        """
+
+    async def delete_tenant(self, tenant_id: TenantId) -> bool:
+        """Delete the tenant and all its data. False when there was none."""
+
+    # --- tenant admin keys ---------------------------------------------------------------
+    async def add_admin_key(self, key: AdminKey) -> None: ...
+
+    async def get_admin_key(self, tenant_id: TenantId, key_id: str) -> AdminKey | None: ...
+
+    async def list_admin_keys(self, tenant_id: TenantId) -> list[AdminKey]: ...
+
+    async def delete_admin_key(self, tenant_id: TenantId, key_id: str) -> bool: ...
+
+    # --- clients ------------------------------------------------------------------------
+    async def get_client(self, tenant_id: TenantId, client_id: ClientId) -> Client | None: ...
+
+    async def list_clients(self, tenant_id: TenantId) -> list[Client]: ...
+
+    async def put_client(self, client: Client) -> None:
+        """Create or replace (keeps ``created_at`` of an existing client)."""
+
+    async def delete_client(self, tenant_id: TenantId, client_id: ClientId) -> bool: ...
+
+    # --- credentials ----------------------------------------------------------------------
+    async def register_credentials(
+        self, tenant_id: TenantId, credentials: Sequence[Credential]
+    ) -> RegistrationOutcome:
+        """All or none. A token hash already stored with the same fields (``same_issue``),
+        or repeated in the batch, is a duplicate; with other fields it raises ``Conflict``.
+        A revoked credential stays revoked.
+        """
+
+    async def find_credential(
+        self, tenant_id: TenantId, token_hash: TokenHash
+    ) -> Credential | None: ...
+
+    # --- grants and subjects -----------------------------------------------------------
+    async def put_grant(self, grant: Grant) -> None: ...
+
+    async def get_grant(self, tenant_id: TenantId, grant_id: str) -> Grant | None: ...
+
+    async def subject_clients(
+        self, tenant_id: TenantId, sub: str, now: int
+    ) -> list[SubjectClient]:
+        """Clients with a grant record or a live credential for ``sub``, by client_id."""
+
+    # --- revocation ------------------------------------------------------------------
+    async def apply_revocation(
+        self, tenant_id: TenantId, plan: RevocationPlan
+    ) -> RevocationOutcome:
+        """Apply the whole plan in one durable transaction, or nothing.
+
+        Credentials matched by the selectors that are live at ``plan.revoked_at`` are
+        marked revoked (``revoked_at``, ``revoked_cause = plan.cause``); their number is
+        the outcome's ``count`` and the ``count`` of every event draft whose count is
+        ``None``. See ``RevocationPlan`` for idempotence.
+        """
+
+    async def ended_session(self, tenant_id: TenantId, device_session_id: str) -> int | None:
+        """When the session was ended, or None."""
+
+    async def not_before(
+        self, tenant_id: TenantId, marks: Sequence[tuple[MarkKind, str]]
+    ) -> int | None:
+        """The latest of the given not-before marks, or None when none is set."""
+
+    async def is_denied(self, tenant_id: TenantId, key: str) -> bool: ...
+
+    # --- events ----------------------------------------------------------------------------
+    async def list_events(self, tenant_id: TenantId, after: int, limit: int) -> list[Event]:
+        """Events with ``id > after``, in id order. Ids grow in commit order per tenant."""
+
+    # --- housekeeping ------------------------------------------------------------------
+    async def purge_expired(self, before: int) -> int:
+        """Drop credentials and deny entries whose ``exp`` is before ``before``.
+
+        Called with a retention margin: nothing is dropped while it could be presented.
+        """
