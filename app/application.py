@@ -6,22 +6,32 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from app.bootstrap import open_services
 from app.config import ServiceConfig
+from app.errors import ServiceError
+from app.middleware.request_context import RequestContextMiddleware
+from app.middleware.tenancy import TenancyMiddleware
+from app.responses import NO_STORE, error_response
 from app.routes import routes
 from app.services import Services
 
+HTTP_ERRORS = {404: "not_found", 405: "method_not_allowed"}
 
-def create_app(config: ServiceConfig | None = None, *, services: Services | None = None) -> Starlette:
+
+def create_app(
+    config: ServiceConfig | None = None, *, services: Services | None = None
+) -> Starlette:
     """With ``services`` the caller owns their lifetime (tests); else the lifespan opens them."""
     config = services.config if services else (config or ServiceConfig.from_env())
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if services is not None:
-            app.state.services = services
             yield
             return
         opened = await open_services(config)
@@ -31,11 +41,32 @@ def create_app(config: ServiceConfig | None = None, *, services: Services | None
         finally:
             await opened.store.close()
 
-    app = Starlette(routes=routes(), middleware=middleware(config), lifespan=lifespan)
+    app = Starlette(
+        routes=routes(),
+        middleware=middleware(config),
+        lifespan=lifespan,
+        exception_handlers={ServiceError: _service_error, HTTPException: _http_error},
+    )
     if services is not None:
         app.state.services = services
     return app
 
 
 def middleware(config: ServiceConfig) -> list[Middleware]:
-    return []
+    return [
+        Middleware(RequestContextMiddleware),
+        Middleware(TenancyMiddleware, forwarded_allow_ips=config.forwarded_allow_ips),
+    ]
+
+
+async def _service_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ServiceError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    body = {"error": HTTP_ERRORS.get(exc.status_code, "invalid_request")}
+    return JSONResponse(
+        body, status_code=exc.status_code, headers={**NO_STORE, **(exc.headers or {})}
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -25,10 +26,9 @@ def load_operator_key(config: ServiceConfig) -> str:
         return key
     path = operator_key_path(config)
     if not path.exists():
-        try:
+        # Another worker may create it first.
+        with contextlib.suppress(FileExistsError):
             write_secret_file(path, "rsk_op_" + secrets.token_urlsafe(32))
-        except FileExistsError:
-            pass  # another worker created it first
     return path.read_text().strip()
 
 

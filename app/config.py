@@ -30,8 +30,8 @@ class ServiceConfig:
 
     @classmethod
     def from_env(cls, **overrides: object) -> ServiceConfig:
-        values: dict[str, object] = {}
-        if uri := os.environ.get("MONGODB_URI"):
+        """Options as given; ``MONGODB_URI`` when no URI is."""
+        values = dict(overrides)
+        if not values.get("mongodb_uri") and (uri := os.environ.get("MONGODB_URI")):
             values["mongodb_uri"] = uri
-        values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import os
@@ -59,10 +60,9 @@ def load_master_key(data_dir: Path) -> bytes:
         return _decode_key(env, "environment")
     path = data_dir / MASTER_KEY_FILE
     if not path.exists():
-        try:
+        # Another worker may create it first.
+        with contextlib.suppress(FileExistsError):
             write_secret_file(path, secrets.token_hex(MASTER_KEY_BYTES))
-        except FileExistsError:
-            pass  # another worker created it first
     return _decode_key(path.read_text(), str(path))
 
 

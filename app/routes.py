@@ -1,13 +1,27 @@
-"""Every route of the service, wired in one place."""
+"""Every route of the service, wired in one place.
+
+Public endpoints are per tenant: the tenancy middleware has already resolved the tenant
+and stripped the issuer's path, so they are routed at their path below the issuer.
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute, Mount
+from starlette.routing import BaseRoute, Mount, Route
 
 from app.admin.routes import admin_routes
+from app.health import healthz, readyz
+from app.oauth.rfc7009 import revocation_endpoint
+from app.oauth.rfc7662 import introspection_endpoint
+from app.oauth.rfc8414 import discovery_endpoint
 
 
 def routes() -> list[BaseRoute]:
     return [
+        Route("/token/revoke", revocation_endpoint, methods=["POST"]),
+        Route("/token/introspect", introspection_endpoint, methods=["POST"]),
+        Route("/.well-known/openid-configuration", discovery_endpoint, methods=["GET"]),
+        Route("/.well-known/oauth-authorization-server", discovery_endpoint, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
         Mount("/admin/v1", routes=admin_routes()),
     ]

@@ -1,0 +1,53 @@
+"""The application factory uvicorn imports in each worker process.
+
+``serve`` passes its options to the workers in ``REVOCATION_SERVE_CONFIG``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from starlette.applications import Starlette
+
+from app.application import create_app
+from app.config import ServiceConfig
+from app.logging import configure_logging
+
+CONFIG_ENV = "REVOCATION_SERVE_CONFIG"
+
+
+def encode_config(config: ServiceConfig) -> str:
+    return json.dumps(
+        {
+            "data_dir": str(config.data_dir),
+            "mongodb_uri": config.mongodb_uri,
+            "mongodb_database": config.mongodb_database,
+            "forwarded_allow_ips": list(config.forwarded_allow_ips),
+            "max_body_bytes": config.max_body_bytes,
+            "log_json": config.log_json,
+            "log_level": config.log_level,
+        }
+    )
+
+
+def decode_config(text: str) -> ServiceConfig:
+    raw = json.loads(text)
+    return ServiceConfig(
+        data_dir=Path(raw["data_dir"]),
+        tenants_dir=None,
+        mongodb_uri=raw["mongodb_uri"],
+        mongodb_database=raw["mongodb_database"],
+        forwarded_allow_ips=tuple(raw["forwarded_allow_ips"]),
+        max_body_bytes=raw["max_body_bytes"],
+        log_json=raw["log_json"],
+        log_level=raw["log_level"],
+    )
+
+
+def app_factory() -> Starlette:
+    text = os.environ.get(CONFIG_ENV)
+    config = decode_config(text) if text else ServiceConfig.from_env()
+    configure_logging(json=config.log_json, level=config.log_level)
+    return create_app(config)

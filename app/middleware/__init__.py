@@ -1,0 +1,1 @@
+"""Pure ASGI middleware: request context and canonical log line, tenant resolution."""

@@ -1,0 +1,84 @@
+"""Request id, log context, one canonical log line per request, last-resort 500.
+
+Endpoints add fields to the canonical line through ``scope["revocation.log"]``.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from typing import Any
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.errors import ServiceError
+from app.responses import error_response
+
+log = structlog.get_logger("revocation.request")
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def log_fields(scope: Scope) -> dict[str, Any]:
+    """The dict whose entries join this request's canonical log line."""
+    fields: dict[str, Any] = scope.setdefault("revocation.log", {})
+    return fields
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _incoming_request_id(scope) or secrets.token_hex(8)
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        fields = log_fields(scope)
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except ServiceError as exc:  # raised by middleware below the router (store outage)
+            if response_started:
+                raise
+            await error_response(exc)(scope, receive, send_wrapper)
+        except Exception:
+            log.exception("unhandled_error", path=scope.get("path"))
+            if response_started:
+                raise
+            await error_response(ServiceError())(scope, receive, send_wrapper)
+        finally:
+            log.info(
+                "request",
+                method=scope["method"],
+                path=scope.get("revocation.route_path", scope.get("path")),
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                **fields,
+            )
+            structlog.contextvars.clear_contextvars()
+
+
+def _incoming_request_id(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            text = value.decode("latin-1")
+            return text if REQUEST_ID_RE.match(text) else None
+    return None

@@ -1,0 +1,183 @@
+"""What a revocation takes down: the tenant's cascade policy (``revocation.cascade``).
+
+Each policy turns the presented credential into a ``RevocationPlan`` that the store
+applies in one transaction. The table this implements is in CONTRACT.md section 4.1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from app.models import (
+    OAUTH_TOKENS,
+    ByClient,
+    ByClientSubject,
+    ByGrant,
+    ByHash,
+    BySession,
+    Credential,
+    EventDraft,
+    MarkKind,
+    NotBeforeMark,
+    RevocationPlan,
+    Selector,
+    TokenType,
+)
+
+ACCESS = frozenset({TokenType.ACCESS_TOKEN})
+REFRESH = frozenset({TokenType.REFRESH_TOKEN})
+
+Policy = Callable[[Credential, int], RevocationPlan]
+
+
+def client_subject_key(client_id: str, sub: str) -> str:
+    return f"{client_id}\x00{sub}"
+
+
+def _revoked_event(c: Credential, now: int, cause: str) -> EventDraft:
+    return EventDraft(
+        type="revoked",
+        cause=cause,
+        time=now,
+        client_id=c.client_id,
+        sub=c.sub,
+        grant_id=c.grant_id,
+        token_type=c.type.value,
+        device_session_id=c.device_session_id,
+    )
+
+
+def _plan(
+    c: Credential,
+    now: int,
+    cause: str,
+    selectors: tuple[Selector, ...] = (),
+    *,
+    marks: tuple[NotBeforeMark, ...] = (),
+    delete_grants_of: tuple[tuple[str, str], ...] = (),
+    end_sessions: tuple[str, ...] = (),
+    extra_events: tuple[EventDraft, ...] = (),
+) -> RevocationPlan:
+    return RevocationPlan(
+        revoked_at=now,
+        cause=cause,
+        primary=c.token_hash,
+        selectors=(ByHash(c.token_hash), *selectors),
+        delete_grants_of=delete_grants_of,
+        end_sessions=end_sessions,
+        marks=marks,
+        events=(_revoked_event(c, now, cause), *extra_events),
+    )
+
+
+def _grant_mark(c: Credential, now: int) -> tuple[NotBeforeMark, ...]:
+    return (NotBeforeMark(MarkKind.GRANT, c.grant_id, now),) if c.grant_id else ()
+
+
+def token_policy(c: Credential, now: int) -> RevocationPlan:
+    return _plan(c, now, "token")
+
+
+def grant_policy(c: Credential, now: int) -> RevocationPlan:
+    if c.grant_id is None:
+        return _plan(c, now, "grant")
+    return _plan(c, now, "grant", (ByGrant(c.grant_id),), marks=_grant_mark(c, now))
+
+
+def subject_policy(c: Credential, now: int) -> RevocationPlan:
+    if c.sub is None:
+        return _plan(c, now, "subject")
+    return _plan(
+        c,
+        now,
+        "subject",
+        (ByClientSubject(c.client_id, c.sub, OAUTH_TOKENS),),
+        delete_grants_of=((c.client_id, c.sub),),
+        marks=(
+            NotBeforeMark(MarkKind.CLIENT_SUBJECT, client_subject_key(c.client_id, c.sub), now),
+        ),
+    )
+
+
+def _other_type_of_grant(c: Credential, types: frozenset[TokenType]) -> tuple[Selector, ...]:
+    return (ByGrant(c.grant_id, types),) if c.grant_id else ()
+
+
+def spid_policy(c: Credential, now: int) -> RevocationPlan:
+    """SPID: an access token takes its grant's refresh tokens and ends its SSO session;
+    a refresh token takes its grant's access tokens. Other tokens of the subject stay."""
+    if c.type is TokenType.REFRESH_TOKEN:
+        return _plan(c, now, "spid", _other_type_of_grant(c, ACCESS), marks=_grant_mark(c, now))
+    ended = EventDraft(
+        type="session_ended",
+        cause="spid",
+        time=now,
+        client_id=c.client_id,
+        sub=c.sub,
+        grant_id=c.grant_id,
+        device_session_id=c.device_session_id,
+    )
+    return _plan(
+        c,
+        now,
+        "spid",
+        _other_type_of_grant(c, REFRESH),
+        end_sessions=(c.device_session_id,) if c.device_session_id else (),
+        extra_events=(ended,),
+    )
+
+
+def cie_policy(c: Credential, now: int) -> RevocationPlan:
+    """CIE: an access token alone; a refresh token takes its grant's access tokens."""
+    if c.type is TokenType.REFRESH_TOKEN:
+        return _plan(c, now, "cie", _other_type_of_grant(c, ACCESS), marks=_grant_mark(c, now))
+    return _plan(c, now, "cie")
+
+
+POLICIES: dict[str, Policy] = {
+    "token": token_policy,
+    "grant": grant_policy,
+    "subject": subject_policy,
+    "spid": spid_policy,
+    "cie": cie_policy,
+}
+
+
+def device_secret_plan(c: Credential, now: int) -> RevocationPlan:
+    """A device secret ends its session: every refresh token bound to it, for every client
+    of the tenant, is revoked; their access tokens are not (whatever the policy)."""
+    if c.device_session_id is None:
+        return _plan(c, now, "device_secret")
+    ended = EventDraft(
+        type="session_ended",
+        cause="device_secret",
+        time=now,
+        client_id=c.client_id,
+        sub=c.sub,
+        device_session_id=c.device_session_id,
+    )
+    return _plan(
+        c,
+        now,
+        "device_secret",
+        (BySession(c.device_session_id, REFRESH),),
+        end_sessions=(c.device_session_id,),
+        extra_events=(ended,),
+    )
+
+
+def plan_for(c: Credential, policy: str, now: int) -> RevocationPlan:
+    if c.type is TokenType.DEVICE_SECRET:
+        return device_secret_plan(c, now)
+    return POLICIES[policy](c, now)
+
+
+def revoke_all_plan(client_id: str, now: int) -> RevocationPlan:
+    """``token_type_hint=all``: every credential of the client, and its JWTs until now."""
+    return RevocationPlan(
+        revoked_at=now,
+        cause="all",
+        selectors=(ByClient(client_id),),
+        marks=(NotBeforeMark(MarkKind.CLIENT, client_id, now),),
+        events=(EventDraft(type="revoked", cause="all", time=now, client_id=client_id),),
+    )

@@ -1,0 +1,72 @@
+"""Reading an ``application/x-www-form-urlencoded`` body (RFC 6749 sections 3.2, 2.3.1).
+
+Parameters must not be repeated; the body is bounded; it must be UTF-8.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+
+from app.errors import InvalidRequest, RequestTooLarge
+
+FORM_TYPE = "application/x-www-form-urlencoded"
+MAX_FIELDS = 64
+
+
+def _check_content_type(value: str | None) -> None:
+    if not value:
+        raise InvalidRequest(f"the body must be {FORM_TYPE}")
+    media, _, params = value.partition(";")
+    if media.strip().lower() != FORM_TYPE:
+        raise InvalidRequest(f"the body must be {FORM_TYPE}")
+    for param in params.split(";"):
+        name, _, charset = param.partition("=")
+        if name.strip().lower() == "charset" and charset.strip().strip('"').lower() not in (
+            "utf-8",
+            "utf8",
+        ):
+            raise InvalidRequest("the body must be UTF-8")
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    length = request.headers.get("content-length")
+    if length is not None:
+        if not length.isdigit():
+            raise InvalidRequest("invalid Content-Length")
+        if int(length) > max_bytes:
+            raise RequestTooLarge(f"the body is larger than {max_bytes} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise RequestTooLarge(f"the body is larger than {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_form(request: Request, max_bytes: int) -> dict[str, str]:
+    """The form's parameters; each may appear once."""
+    _check_content_type(request.headers.get("content-type"))
+    body = await read_body(request, max_bytes)
+    try:
+        text = body.decode("utf-8")
+        pairs = parse_qsl(
+            text,
+            keep_blank_values=True,
+            encoding="utf-8",
+            errors="strict",
+            max_num_fields=MAX_FIELDS,
+        )
+    except UnicodeDecodeError:
+        raise InvalidRequest("the body is not UTF-8") from None
+    except ValueError:
+        raise InvalidRequest("the body has too many parameters") from None
+    form: dict[str, str] = {}
+    for name, value in pairs:
+        if name in form:
+            raise InvalidRequest(f"the parameter {name} is repeated")
+        form[name] = value
+    return form

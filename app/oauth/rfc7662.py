@@ -1,0 +1,94 @@
+"""``POST {issuer}/token/introspect``: OAuth 2.0 Token Introspection (RFC 7662).
+
+Callers are confidential clients of the tenant with the scope ``introspect``
+(section 2.1). Revoked, expired, unknown, other-tenant and malformed tokens are all
+``{"active": false}`` (section 2.2), so a caller learns nothing about them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from app.errors import InsufficientScope, InvalidClient, NotFound
+from app.models import Credential, TokenType
+from app.oauth import token_finder
+from app.oauth.endpoint import Exchange, Step, run
+from app.oauth.rfc7009 import authenticate_client, parse_form, require_token
+from app.responses import NO_STORE
+
+INTROSPECT = "introspect"
+TOKEN_TYPES = {
+    TokenType.ACCESS_TOKEN: "Bearer",
+    TokenType.REFRESH_TOKEN: "refresh_token",
+    TokenType.DEVICE_SECRET: "device_secret",
+}
+
+
+async def ensure_enabled(x: Exchange) -> None:
+    if not x.tenant.settings.introspection_enabled:
+        raise NotFound("the introspection endpoint is disabled for this tenant")
+
+
+async def require_confidential_client(x: Exchange) -> None:
+    if not x.authenticated.confidential:
+        raise InvalidClient(
+            "introspection needs a confidential client", client_id=x.authenticated.client_id
+        )
+
+
+async def require_scope(x: Exchange) -> None:
+    if INTROSPECT not in x.authenticated.client.scope:
+        raise InsufficientScope(f"the client lacks the scope {INTROSPECT}")
+
+
+async def find_token(x: Exchange) -> None:
+    x.credential = await token_finder.find_credential(x.services, x.tenant, x.token)
+
+
+async def is_active(x: Exchange, c: Credential) -> bool:
+    if not c.is_live(x.now):
+        return False
+    if c.device_session_id and c.type is not TokenType.ACCESS_TOKEN:
+        # Registered after its session ended: never active.
+        ended = await x.services.store.ended_session(x.tenant.tenant_id, c.device_session_id)
+        return ended is None
+    return True
+
+
+async def respond(x: Exchange) -> None:
+    c = x.credential
+    body: dict[str, Any] = {"active": False}
+    if c is not None and await is_active(x, c):
+        body = {
+            "active": True,
+            "token_type": TOKEN_TYPES[c.type],
+            "client_id": c.client_id,
+            "sub": c.sub,
+            "scope": c.scope,
+            "exp": c.exp,
+            "iat": c.iat,
+            "iss": x.tenant.issuer,
+            "grant_id": c.grant_id,
+        }
+        body = {k: v for k, v in body.items() if v is not None}
+    x.log(active=body["active"])
+    x.response = JSONResponse(body, headers=NO_STORE)
+
+
+STEPS: tuple[Step, ...] = (
+    ensure_enabled,
+    parse_form,
+    authenticate_client,
+    require_confidential_client,
+    require_scope,
+    require_token,
+    find_token,
+    respond,
+)
+
+
+async def introspection_endpoint(request: Request) -> Response:
+    return await run(Exchange.of(request, "introspection"), STEPS)
