@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from app.bootstrap import open_services
 from app.config import ServiceConfig
 from app.errors import ServiceError
+from app.housekeeping import run_housekeeping
 from app.middleware.request_context import RequestContextMiddleware
 from app.middleware.tenancy import TenancyMiddleware
 from app.responses import NO_STORE, error_response
@@ -36,9 +39,13 @@ def create_app(
             return
         opened = await open_services(config)
         app.state.services = opened
+        upkeep = asyncio.create_task(run_housekeeping(opened))
         try:
             yield
         finally:
+            upkeep.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await upkeep
             await opened.store.close()
 
     app = Starlette(

@@ -1,0 +1,34 @@
+"""Background upkeep of each process: purging credentials long past ``exp``.
+
+A credential is kept ``credential_retention_s`` after it expires (so it cannot be
+registered again and come back while clocks disagree), then dropped. The MongoDB
+backend also has TTL indexes; the purge is harmless there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+
+from app.errors import StoreUnavailable
+from app.services import Services
+
+log = structlog.get_logger("revocation.housekeeping")
+PURGE_INTERVAL_S = 3600.0
+
+
+async def purge_once(services: Services) -> int:
+    before = services.clock() - services.config.credential_retention_s
+    purged = await services.store.purge_expired(before)
+    if purged:
+        log.info("expired_credentials_purged", count=purged)
+    return purged
+
+
+async def run_housekeeping(services: Services, interval_s: float = PURGE_INTERVAL_S) -> None:
+    while True:
+        with contextlib.suppress(StoreUnavailable):
+            await purge_once(services)
+        await asyncio.sleep(interval_s)

@@ -1,0 +1,77 @@
+"""``revocation-service serve`` as an operator runs it: a real process, real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from tests.support.server import running_server
+from tests.support.world import basic
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _env_without_keys() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REVOCATION_")}
+    env.pop("MONGODB_URI", None)
+    return env
+
+
+async def test_serve_with_two_workers_on_one_file(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    args = ["--data-dir", str(data), "--tenants", str(REPO / "tenants"), "--workers", "2"]
+    with running_server(args, cwd=tmp_path, env=_env_without_keys()) as server:
+        key_file = data / "admin-key"
+        key = key_file.read_text().strip()
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        assert str(key_file.resolve()) in server.log()
+        assert key not in server.log()
+        operator = {"Authorization": f"Bearer {key}"}
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+            # The demo tenant's issuer names port 8000: reach it by header here.
+            demo = {"Tenant-ID": "demo"}
+            r = await http.put("/admin/v1/tenants/demo/clients/backend", headers=operator,
+                               json={"type": "confidential", "scope": "introspect"})
+            assert r.status_code == 201, r.text
+            secret = r.json()["client_secret"]
+            auth = {**demo, **basic("backend", secret)}
+            r = await http.post("/admin/v1/tenants/demo/credentials", headers=operator, json=[
+                {"token": "rt-1", "type": "refresh_token", "client_id": "backend", "exp": 2**31, "grant_id": "g"},
+                {"token": "at-1", "type": "access_token", "client_id": "backend", "exp": 2**31, "grant_id": "g"},
+            ])
+            assert r.json() == {"registered": 2, "duplicates": 0}
+            # Many concurrent revocations of one token across both workers: one event.
+            results = await asyncio.gather(
+                *(http.post("/token/revoke", data={"token": "rt-1"}, headers=auth) for _ in range(40))
+            )
+            assert {r.status_code for r in results} == {200}
+            r = await http.post("/token/introspect", data={"token": "at-1"}, headers=auth)
+            assert r.json() == {"active": False}
+            events = (await http.get("/admin/v1/tenants/demo/events", headers=operator)).json()["events"]
+            assert [(e["type"], e["count"]) for e in events] == [("revoked", 2)]
+            r = await http.get("/.well-known/openid-configuration", headers=demo)
+            assert r.json()["revocation_endpoint"] == "http://127.0.0.1:8000/t/demo/token/revoke"
+    # Started again on the same data directory: same key, same data.
+    with running_server(args, cwd=tmp_path, env=_env_without_keys()) as server:
+        assert (data / "admin-key").read_text().strip() == key
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+            r = await http.get("/admin/v1/tenants/demo/events", headers=operator)
+            assert len(r.json()["events"]) == 1
+
+
+async def test_a_broken_tenant_file_stops_start_up(tmp_path: Path) -> None:
+    tenants = tmp_path / "tenants"
+    tenants.mkdir()
+    (tenants / "bad.toml").write_text('tenant_id = "x"\nissuer = "https://x.example"\n[revocation]\ncascade = 3\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "serve", "--data-dir", str(tmp_path / "d"), "--tenants", str(tenants)],
+        cwd=tmp_path, env=_env_without_keys(), capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 2
+    assert "bad.toml: revocation.cascade: must be one of" in done.stderr
