@@ -159,6 +159,8 @@ FIELDS: dict[str, Field] = {
     "rate_limits.per_client_per_minute": Field(_int(1, 1_000_000), 10),
     "rate_limits.per_address_per_minute": Field(_int(1, 1_000_000), 100),
 }
+
+
 def _all_groups() -> set[str]:
     groups: set[str] = set()
     for path in FIELDS:

@@ -106,17 +106,23 @@ async def _apply_clients(services: Services, source: str, tenant: Tenant, client
             await services.store.put_client(client)
 
 
-async def load_tenant_files(services: Services, directory: Path) -> list[str]:
-    """Apply every ``*.toml`` in ``directory`` (sorted); returns the tenant ids."""
+def read_tenant_files(directory: Path) -> list[tuple[str, dict[str, Any]]]:
+    """Every ``*.toml`` in ``directory``, sorted by name, parsed: (source, document)."""
     if not directory.is_dir():
         raise ConfigError(str(directory), "--tenants", "is not a directory")
-    loaded: list[str] = []
+    documents: list[tuple[str, dict[str, Any]]] = []
     for path in sorted(directory.glob("*.toml")):
-        source = str(path)
         try:
-            document = tomllib.loads(path.read_text(encoding="utf-8"))
+            documents.append((str(path), tomllib.loads(path.read_text(encoding="utf-8"))))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(source, "", f"is not valid TOML: {exc}") from None
+            raise ConfigError(str(path), "", f"is not valid TOML: {exc}") from None
+    return documents
+
+
+async def load_tenant_files(services: Services, directory: Path) -> list[str]:
+    """Apply every ``*.toml`` in ``directory`` (sorted); returns the tenant ids."""
+    loaded: list[str] = []
+    for source, document in read_tenant_files(directory):
         tenant = await _apply_tenant(services, source, document)
         await _apply_clients(services, source, tenant, document.get("clients", []))
         loaded.append(tenant.tenant_id)

@@ -15,7 +15,9 @@ async def test_fifty_concurrent_revocations_of_one_token(http: httpx.AsyncClient
         {"token": "hot", "type": "refresh_token", "client_id": "app", "grant_id": "g"},
         {"token": "hot-at", "type": "access_token", "client_id": "app", "grant_id": "g"},
     )
-    responses = await asyncio.gather(*(world.tenant.revoke("hot", auth=world.app) for _ in range(50)))
+    responses = await asyncio.gather(
+        *(world.tenant.revoke("hot", auth=world.app) for _ in range(50))
+    )
     assert [r.status_code for r in responses] == [200] * 50
     events = await world.tenant.events()
     assert len(events) == 1

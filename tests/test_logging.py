@@ -37,10 +37,14 @@ async def test_canonical_line_and_no_secrets(
     http: httpx.AsyncClient, json_logs: Callable[[], list[dict[str, Any]]]
 ) -> None:
     world = await make_world(http)
-    await world.tenant.register({"token": "very-secret-token-value", "type": "access_token", "client_id": "app"})
+    await world.tenant.register(
+        {"token": "very-secret-token-value", "type": "access_token", "client_id": "app"}
+    )
     json_logs()  # drop set-up lines
     await world.tenant.revoke("very-secret-token-value", auth=world.app)
-    failed = await world.tenant.revoke("very-secret-token-value", auth=basic("app", "wrong-secret-value"))
+    failed = await world.tenant.revoke(
+        "very-secret-token-value", auth=basic("app", "wrong-secret-value")
+    )
     lines = json_logs()
     text = json.dumps(lines)
     for secret in ("very-secret-token-value", SECRET, "wrong-secret-value", "Basic "):
@@ -48,7 +52,12 @@ async def test_canonical_line_and_no_secrets(
     requests = [line for line in lines if line["event"] == "request"]
     assert len(requests) == 2
     ok, bad = requests
-    assert (ok["status"], ok["tenant_id"], ok["client_id"], ok["endpoint"]) == (200, "acme", "app", "revocation")
+    assert (ok["status"], ok["tenant_id"], ok["client_id"], ok["endpoint"]) == (
+        200,
+        "acme",
+        "app",
+        "revocation",
+    )
     assert ok["request_id"] and ok["duration_ms"] >= 0
     assert bad["status"] == 401
     assert bad["client_auth_id"] == failed.json()["client_auth_id"]

@@ -36,24 +36,48 @@ async def test_serve_with_two_workers_on_one_file(tmp_path: Path) -> None:
         async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
             # The demo tenant's issuer names port 8000: reach it by header here.
             demo = {"Tenant-ID": "demo"}
-            r = await http.put("/admin/v1/tenants/demo/clients/backend", headers=operator,
-                               json={"type": "confidential", "scope": "introspect"})
+            r = await http.put(
+                "/admin/v1/tenants/demo/clients/backend",
+                headers=operator,
+                json={"type": "confidential", "scope": "introspect"},
+            )
             assert r.status_code == 201, r.text
             secret = r.json()["client_secret"]
             auth = {**demo, **basic("backend", secret)}
-            r = await http.post("/admin/v1/tenants/demo/credentials", headers=operator, json=[
-                {"token": "rt-1", "type": "refresh_token", "client_id": "backend", "exp": 2**31, "grant_id": "g"},
-                {"token": "at-1", "type": "access_token", "client_id": "backend", "exp": 2**31, "grant_id": "g"},
-            ])
+            r = await http.post(
+                "/admin/v1/tenants/demo/credentials",
+                headers=operator,
+                json=[
+                    {
+                        "token": "rt-1",
+                        "type": "refresh_token",
+                        "client_id": "backend",
+                        "exp": 2**31,
+                        "grant_id": "g",
+                    },
+                    {
+                        "token": "at-1",
+                        "type": "access_token",
+                        "client_id": "backend",
+                        "exp": 2**31,
+                        "grant_id": "g",
+                    },
+                ],
+            )
             assert r.json() == {"registered": 2, "duplicates": 0}
             # Many concurrent revocations of one token across both workers: one event.
             results = await asyncio.gather(
-                *(http.post("/token/revoke", data={"token": "rt-1"}, headers=auth) for _ in range(40))
+                *(
+                    http.post("/token/revoke", data={"token": "rt-1"}, headers=auth)
+                    for _ in range(40)
+                )
             )
             assert {r.status_code for r in results} == {200}
             r = await http.post("/token/introspect", data={"token": "at-1"}, headers=auth)
             assert r.json() == {"active": False}
-            events = (await http.get("/admin/v1/tenants/demo/events", headers=operator)).json()["events"]
+            events = (await http.get("/admin/v1/tenants/demo/events", headers=operator)).json()[
+                "events"
+            ]
             assert [(e["type"], e["count"]) for e in events] == [("revoked", 2)]
             r = await http.get("/.well-known/openid-configuration", headers=demo)
             assert r.json()["revocation_endpoint"] == "http://127.0.0.1:8000/t/demo/token/revoke"
@@ -65,13 +89,29 @@ async def test_serve_with_two_workers_on_one_file(tmp_path: Path) -> None:
             assert len(r.json()["events"]) == 1
 
 
-async def test_a_broken_tenant_file_stops_start_up(tmp_path: Path) -> None:
+def test_a_broken_tenant_file_stops_start_up(tmp_path: Path) -> None:
     tenants = tmp_path / "tenants"
     tenants.mkdir()
-    (tenants / "bad.toml").write_text('tenant_id = "x"\nissuer = "https://x.example"\n[revocation]\ncascade = 3\n')
+    (tenants / "bad.toml").write_text(
+        'tenant_id = "x"\nissuer = "https://x.example"\n[revocation]\ncascade = 3\n'
+    )
     done = subprocess.run(
-        [sys.executable, "-m", "app", "serve", "--data-dir", str(tmp_path / "d"), "--tenants", str(tenants)],
-        cwd=tmp_path, env=_env_without_keys(), capture_output=True, text=True, timeout=60, check=False,
+        [
+            sys.executable,
+            "-m",
+            "app",
+            "serve",
+            "--data-dir",
+            str(tmp_path / "d"),
+            "--tenants",
+            str(tenants),
+        ],
+        cwd=tmp_path,
+        env=_env_without_keys(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 2
     assert "bad.toml: revocation.cascade: must be one of" in done.stderr

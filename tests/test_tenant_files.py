@@ -24,8 +24,9 @@ async def test_shipped_tenant_files_load(services: Services, http: httpx.AsyncCl
     assert r.json()["settings"]["revocation"]["cascade"] == "spid"
 
 
-async def test_loading_twice_changes_nothing(services: Services, tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_loading_twice_changes_nothing(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("BACKEND_SECRET", "from-the-environment-0123")
     (tmp_path / "a.toml").write_text(
         'tenant_id = "filed"\nissuer = "https://filed.example"\n'
@@ -51,11 +52,15 @@ async def test_secret_from_the_environment_authenticates(
         'client_secret = { env = "BACKEND_SECRET" }\n'
     )
     await load_tenant_files(services, tmp_path)
-    r = await http.post("https://filed.example/token/revoke", data={"token": "x"},
-                        headers=basic("backend", "from-the-environment-0123"))
+    r = await http.post(
+        "https://filed.example/token/revoke",
+        data={"token": "x"},
+        headers=basic("backend", "from-the-environment-0123"),
+    )
     assert r.status_code == 200
-    r = await http.post("https://filed.example/token/revoke", data={"token": "x"},
-                        headers=basic("backend", "guess"))
+    r = await http.post(
+        "https://filed.example/token/revoke", data={"token": "x"}, headers=basic("backend", "guess")
+    )
     assert r.status_code == 401
 
 
@@ -65,16 +70,36 @@ async def test_secret_from_the_environment_authenticates(
         ('issuer = "https://x.example"', "tenant_id", "required"),
         ('tenant_id = "Bad Id"\nissuer = "https://x.example"', "tenant_id", "must match"),
         ('tenant_id = "x"', "issuer", "required"),
-        ('tenant_id = "x"\nissuer = "https://x.example"\n[revocation]\ncascade = "all"', "revocation.cascade", "one of"),
-        ('tenant_id = "x"\nissuer = "https://x.example"\n[revocation]\ncascad = "grant"', "revocation.cascad", "unknown"),
-        ('tenant_id = "x"\nissuer = "https://x.example"\n[[clients]]\nclient_id = "c"\ntype = "confidential"\nclient_secret = "plaintext"',
-         "clients[0].client_secret", "never plaintext"),
-        ('tenant_id = "x"\nissuer = "https://x.example"\n[[clients]]\nclient_id = "c"\ntype = "confidential"\nclient_secret = { env = "NOT_SET_ANYWHERE_42" }',
-         "clients[0].client_secret", "NOT_SET_ANYWHERE_42"),
-        ('tenant_id = "x"\nissuer = "https://x.example"\n[[clients]]\nclient_id = "c"\ntype = "confidential"',
-         "clients[0].client_secret", "required"),
-        ('tenant_id = "x"\nissuer = "https://x.example"\n[[clients]]\nclient_id = "c"\ntype = "strange"',
-         "clients[0].type", ""),
+        (
+            'tenant_id = "x"\nissuer = "https://x.example"\n[revocation]\ncascade = "all"',
+            "revocation.cascade",
+            "one of",
+        ),
+        (
+            'tenant_id = "x"\nissuer = "https://x.example"\n[revocation]\ncascad = "grant"',
+            "revocation.cascad",
+            "unknown",
+        ),
+        (
+            'tenant_id = "x"\nissuer = "https://x.example"\n[[clients]]\nclient_id = "c"\ntype = "confidential"\nclient_secret = "plaintext"',
+            "clients[0].client_secret",
+            "never plaintext",
+        ),
+        (
+            'tenant_id = "x"\nissuer = "https://x.example"\n[[clients]]\nclient_id = "c"\ntype = "confidential"\nclient_secret = { env = "NOT_SET_ANYWHERE_42" }',
+            "clients[0].client_secret",
+            "NOT_SET_ANYWHERE_42",
+        ),
+        (
+            'tenant_id = "x"\nissuer = "https://x.example"\n[[clients]]\nclient_id = "c"\ntype = "confidential"',
+            "clients[0].client_secret",
+            "required",
+        ),
+        (
+            'tenant_id = "x"\nissuer = "https://x.example"\n[[clients]]\nclient_id = "c"\ntype = "strange"',
+            "clients[0].type",
+            "",
+        ),
         ('tenant_id = "x"\nissuer = ', "", "TOML"),
     ],
 )
@@ -88,7 +113,7 @@ async def test_errors_name_file_key_and_reason(
     assert caught.value.source == str(path)
     assert caught.value.key == key
     assert reason in caught.value.reason
-    assert "plaintext\"" not in str(caught.value)
+    assert 'plaintext"' not in str(caught.value)
 
 
 async def test_issuer_clash_between_files(services: Services, tmp_path: Path) -> None:

@@ -98,9 +98,7 @@ class Store(Protocol):
 
     async def get_grant(self, tenant_id: TenantId, grant_id: str) -> Grant | None: ...
 
-    async def subject_clients(
-        self, tenant_id: TenantId, sub: str, now: int
-    ) -> list[SubjectClient]:
+    async def subject_clients(self, tenant_id: TenantId, sub: str, now: int) -> list[SubjectClient]:
         """Clients with a grant record or a live credential for ``sub``, by client_id."""
 
     # --- revocation ------------------------------------------------------------------

@@ -11,7 +11,13 @@ from tests.support.world import World, make_world
 
 # Two grants of one subject and client, and a third-party credential.
 CREDENTIALS: list[dict[str, Any]] = [
-    {"token": "g1-at", "type": "access_token", "grant_id": "g1", "sub": "alice", "device_session_id": "sso-1"},
+    {
+        "token": "g1-at",
+        "type": "access_token",
+        "grant_id": "g1",
+        "sub": "alice",
+        "device_session_id": "sso-1",
+    },
     {"token": "g1-at2", "type": "access_token", "grant_id": "g1", "sub": "alice"},
     {"token": "g1-rt", "type": "refresh_token", "grant_id": "g1", "sub": "alice"},
     {"token": "g2-at", "type": "access_token", "grant_id": "g2", "sub": "alice"},
@@ -19,7 +25,13 @@ CREDENTIALS: list[dict[str, Any]] = [
     {"token": "bob-at", "type": "access_token", "grant_id": "g3", "sub": "bob"},
     {"token": "lone-at", "type": "access_token", "sub": "alice"},
 ]
-OTHER_CLIENT = {"token": "other-at", "type": "access_token", "client_id": "other", "sub": "alice", "grant_id": "g9"}
+OTHER_CLIENT = {
+    "token": "other-at",
+    "type": "access_token",
+    "client_id": "other",
+    "sub": "alice",
+    "grant_id": "g9",
+}
 ALL = [c["token"] for c in CREDENTIALS] + ["other-at"]
 
 
@@ -51,7 +63,9 @@ CASES = [
 
 
 @pytest.mark.parametrize(("policy", "token", "expected"), CASES)
-async def test_policy_table(http: httpx.AsyncClient, policy: str, token: str, expected: set[str]) -> None:
+async def test_policy_table(
+    http: httpx.AsyncClient, policy: str, token: str, expected: set[str]
+) -> None:
     world = await _world(http, policy)
     assert await _revoked_after(world, token) == expected
     revoked = [e for e in await world.tenant.events() if e["type"] == "revoked"]
@@ -60,10 +74,16 @@ async def test_policy_table(http: httpx.AsyncClient, policy: str, token: str, ex
     assert revoked[0]["cause"] == policy
 
 
-async def test_subject_deletes_the_grant_records_of_client_and_subject(http: httpx.AsyncClient) -> None:
+async def test_subject_deletes_the_grant_records_of_client_and_subject(
+    http: httpx.AsyncClient,
+) -> None:
     world = await _world(http, "subject")
     t = world.tenant
-    for grant_id, client_id, sub in (("g1", "app", "alice"), ("g3", "app", "bob"), ("g9", "other", "alice")):
+    for grant_id, client_id, sub in (
+        ("g1", "app", "alice"),
+        ("g3", "app", "bob"),
+        ("g9", "other", "alice"),
+    ):
         r = await http.put(
             f"/admin/v1/tenants/{t.tenant_id}/grants/{grant_id}",
             json={"client_id": client_id, "sub": sub, "scope": "openid"},
@@ -86,7 +106,11 @@ async def test_spid_access_token_revocation_ends_the_session(http: httpx.AsyncCl
     events = await world.tenant.events()
     ended = [e for e in events if e["type"] == "session_ended"]
     assert len(ended) == 1
-    assert (ended[0]["sub"], ended[0]["device_session_id"], ended[0]["grant_id"]) == ("alice", "sso-1", "g1")
+    assert (ended[0]["sub"], ended[0]["device_session_id"], ended[0]["grant_id"]) == (
+        "alice",
+        "sso-1",
+        "g1",
+    )
 
 
 async def test_cie_refresh_revocation_does_not_end_a_session(http: httpx.AsyncClient) -> None:
@@ -95,7 +119,9 @@ async def test_cie_refresh_revocation_does_not_end_a_session(http: httpx.AsyncCl
     assert [e["type"] for e in await world.tenant.events()] == ["revoked"]
 
 
-async def test_changing_the_policy_takes_effect_on_the_next_request(http: httpx.AsyncClient) -> None:
+async def test_changing_the_policy_takes_effect_on_the_next_request(
+    http: httpx.AsyncClient,
+) -> None:
     world = await _world(http, "token")
     assert await _revoked_after(world, "g1-at") == {"g1-at"}
     await world.tenant.patch({"revocation": {"cascade": "grant"}})

@@ -81,7 +81,9 @@ async def test_basic_credentials_are_form_urlencoded_before_base64(world: World)
     assert not await world.active("u")
 
 
-@pytest.mark.parametrize("header", ["Basic !!!notbase64", "Basic " + base64.b64encode(b"nocolon").decode(), "Bearer abc"])
+@pytest.mark.parametrize(
+    "header", ["Basic !!!notbase64", "Basic " + base64.b64encode(b"nocolon").decode(), "Bearer abc"]
+)
 async def test_malformed_authorization_headers(world: World, header: str) -> None:
     r = await world.tenant.revoke("x", auth={"Authorization": header})
     assert r.status_code == 401
@@ -123,20 +125,65 @@ async def test_device_secret_ends_its_session_for_every_client(world: World) -> 
     t = world.tenant
     await t.patch({"revocation": {"cascade": "token"}})
     await t.register(
-        {"token": "ds", "type": "device_secret", "client_id": "app", "device_session_id": "dev-1", "sub": "u"},
-        {"token": "rt-app", "type": "refresh_token", "client_id": "app", "device_session_id": "dev-1", "sub": "u"},
-        {"token": "rt-other", "type": "refresh_token", "client_id": "other", "device_session_id": "dev-1", "sub": "u"},
-        {"token": "at-other", "type": "access_token", "client_id": "other", "device_session_id": "dev-1", "sub": "u"},
-        {"token": "rt-elsewhere", "type": "refresh_token", "client_id": "other", "device_session_id": "dev-2", "sub": "u"},
+        {
+            "token": "ds",
+            "type": "device_secret",
+            "client_id": "app",
+            "device_session_id": "dev-1",
+            "sub": "u",
+        },
+        {
+            "token": "rt-app",
+            "type": "refresh_token",
+            "client_id": "app",
+            "device_session_id": "dev-1",
+            "sub": "u",
+        },
+        {
+            "token": "rt-other",
+            "type": "refresh_token",
+            "client_id": "other",
+            "device_session_id": "dev-1",
+            "sub": "u",
+        },
+        {
+            "token": "at-other",
+            "type": "access_token",
+            "client_id": "other",
+            "device_session_id": "dev-1",
+            "sub": "u",
+        },
+        {
+            "token": "rt-elsewhere",
+            "type": "refresh_token",
+            "client_id": "other",
+            "device_session_id": "dev-2",
+            "sub": "u",
+        },
     )
     r = await t.revoke("ds", auth=world.app, token_type_hint="device_secret")
     assert r.status_code == 200
-    state = {x: await world.active(x) for x in ("ds", "rt-app", "rt-other", "at-other", "rt-elsewhere")}
-    assert state == {"ds": False, "rt-app": False, "rt-other": False, "at-other": True, "rt-elsewhere": True}
+    state = {
+        x: await world.active(x) for x in ("ds", "rt-app", "rt-other", "at-other", "rt-elsewhere")
+    }
+    assert state == {
+        "ds": False,
+        "rt-app": False,
+        "rt-other": False,
+        "at-other": True,
+        "rt-elsewhere": True,
+    }
     types = sorted(e["type"] for e in await t.events())
     assert types == ["revoked", "session_ended"]
     revoked = next(e for e in await t.events() if e["type"] == "revoked")
     assert revoked["count"] == 3
     # A refresh token registered later for the ended session is never active.
-    await t.register({"token": "rt-late", "type": "refresh_token", "client_id": "app", "device_session_id": "dev-1"})
+    await t.register(
+        {
+            "token": "rt-late",
+            "type": "refresh_token",
+            "client_id": "app",
+            "device_session_id": "dev-1",
+        }
+    )
     assert not await world.active("rt-late")

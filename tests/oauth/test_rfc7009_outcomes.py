@@ -27,11 +27,19 @@ async def test_live_token_is_revoked_and_introspection_sees_it(world: World) -> 
     assert not await world.active("at-1")
 
 
-async def test_already_revoked_expired_unknown_and_malformed_tokens_answer_200(world: World) -> None:
+async def test_already_revoked_expired_unknown_and_malformed_tokens_answer_200(
+    world: World,
+) -> None:
     now = int(time.time())
     await world.tenant.register(
         {"token": "at-1", "type": "access_token", "client_id": "app"},
-        {"token": "old", "type": "access_token", "client_id": "app", "exp": now - 10, "iat": now - 100},
+        {
+            "token": "old",
+            "type": "access_token",
+            "client_id": "app",
+            "exp": now - 10,
+            "iat": now - 100,
+        },
     )
     assert (await world.tenant.revoke("at-1", auth=world.app)).status_code == 200
     for token in ("at-1", "old", "never-issued", "%%%\u00e9\u2603 not a token", "a.b.c"):
@@ -81,7 +89,9 @@ async def test_missing_or_empty_token(world: World, token: str | None) -> None:
     assert "token" in r.json()["error_description"]
 
 
-async def _raw(world: World, body: bytes, content_type: str, auth: dict[str, str]) -> httpx.Response:
+async def _raw(
+    world: World, body: bytes, content_type: str, auth: dict[str, str]
+) -> httpx.Response:
     return await world.tenant.http.post(
         "/token/revoke",
         content=body,
@@ -127,7 +137,9 @@ async def test_other_parameters_are_ignored(world: World) -> None:
 
 
 async def test_body_over_16_kib_is_413(world: World) -> None:
-    r = await _raw(world, b"token=" + b"a" * (16 * 1024), "application/x-www-form-urlencoded", world.app)
+    r = await _raw(
+        world, b"token=" + b"a" * (16 * 1024), "application/x-www-form-urlencoded", world.app
+    )
     assert r.status_code == 413
     assert r.json()["error"] == "invalid_request"
 
@@ -140,8 +152,11 @@ async def test_body_over_limit_without_content_length_is_413(world: World) -> No
     r = await world.tenant.http.post(
         "/token/revoke",
         content=chunks(),
-        headers={**world.tenant.headers, **world.app,
-                 "Content-Type": "application/x-www-form-urlencoded"},
+        headers={
+            **world.tenant.headers,
+            **world.app,
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
     )
     assert r.status_code == 413
 

@@ -42,9 +42,11 @@ async def test_metadata(http: httpx.AsyncClient, url: str, headers: dict[str, st
 
 @pytest.mark.usefixtures("tenant")
 async def test_disabled_endpoints_are_left_out(http: httpx.AsyncClient) -> None:
-    r = await http.patch("/admin/v1/tenants/acme",
-                         json={"revocation": {"enabled": False}, "auth": {"methods": ["client_secret_post"]}},
-                         headers={"Authorization": "Bearer test-operator-key-0123456789"})
+    r = await http.patch(
+        "/admin/v1/tenants/acme",
+        json={"revocation": {"enabled": False}, "auth": {"methods": ["client_secret_post"]}},
+        headers={"Authorization": "Bearer test-operator-key-0123456789"},
+    )
     assert r.status_code == 200
     body = (await http.get(f"{ISSUER}/.well-known/openid-configuration")).json()
     assert "revocation_endpoint" not in body

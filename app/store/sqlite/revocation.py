@@ -1,0 +1,177 @@
+"""``apply_revocation`` as one write job: every step of a plan, or none of them."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from app.models import (
+    ByClient,
+    ByClientSubject,
+    ByGrant,
+    ByHash,
+    BySession,
+    RevocationOutcome,
+    RevocationPlan,
+    Selector,
+    TokenType,
+)
+from app.store.sqlite.writes import one
+from app.types import TenantId
+
+NOT_APPLIED = RevocationOutcome(applied=False, count=0)
+
+# Only live credentials are taken down; one already revoked keeps its time and cause,
+# so a credential matched by two selectors is counted once.
+_REVOKE = """UPDATE credentials SET revoked_at = :at, revoked_cause = :cause
+WHERE tenant_id = :tenant AND revoked_at IS NULL AND exp > :at AND """
+# A type filter: the given types padded with NULL, which matches nothing.
+_TYPES = "type IN (:t0, :t1, :t2)"
+
+REVOKE_BY_HASH = _REVOKE + "token_hash = :hash"
+REVOKE_BY_GRANT = _REVOKE + "grant_id = :grant AND " + _TYPES
+REVOKE_BY_CLIENT_SUBJECT = _REVOKE + "sub = :sub AND client_id = :client AND " + _TYPES
+REVOKE_BY_CLIENT = _REVOKE + "client_id = :client"
+REVOKE_BY_SESSION = _REVOKE + "device_session_id = :session AND " + _TYPES
+
+INSERT_EVENT = """INSERT INTO events (tenant_id, id, time, type, cause, count, client_id, sub,
+    grant_id, token_type, jti, device_session_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+
+
+def _types(types: frozenset[TokenType]) -> dict[str, str | None]:
+    values: list[str | None] = [*sorted(t.value for t in types)]
+    values += [None] * (len(TokenType) - len(values))
+    return {f"t{i}": v for i, v in enumerate(values)}
+
+
+def selector_query(selector: Selector) -> tuple[str, dict[str, Any]]:
+    match selector:
+        case ByHash(token_hash):
+            return REVOKE_BY_HASH, {"hash": token_hash}
+        case ByGrant(grant_id, types):
+            return REVOKE_BY_GRANT, {"grant": grant_id, **_types(types)}
+        case ByClientSubject(client_id, sub, types):
+            return REVOKE_BY_CLIENT_SUBJECT, {"client": client_id, "sub": sub, **_types(types)}
+        case ByClient(client_id):
+            return REVOKE_BY_CLIENT, {"client": client_id}
+        case BySession(device_session_id, types):
+            return REVOKE_BY_SESSION, {"session": device_session_id, **_types(types)}
+
+
+def is_new(conn: sqlite3.Connection, tenant_id: TenantId, plan: RevocationPlan) -> bool:
+    """False when the plan's primary credential or deny entry was already taken down."""
+    if plan.primary is not None:
+        row = one(
+            conn,
+            "SELECT revoked_at FROM credentials WHERE tenant_id = ? AND token_hash = ?",
+            (tenant_id, plan.primary),
+        )
+        if row is None or row[0] is not None:
+            return False
+    if plan.primary_deny is not None:
+        row = one(
+            conn,
+            "SELECT 1 FROM denied WHERE tenant_id = ? AND key = ?",
+            (tenant_id, plan.primary_deny.key),
+        )
+        if row is not None:
+            return False
+    return True
+
+
+def revoke(conn: sqlite3.Connection, tenant_id: TenantId, plan: RevocationPlan) -> int:
+    count = 0
+    for selector in plan.selectors:
+        sql, params = selector_query(selector)
+        params.update(tenant=tenant_id, at=plan.revoked_at, cause=plan.cause)
+        count += conn.execute(sql, params).rowcount
+    return count
+
+
+def delete_grants(conn: sqlite3.Connection, tenant_id: TenantId, plan: RevocationPlan) -> None:
+    conn.executemany(
+        "DELETE FROM grants WHERE tenant_id = ? AND sub = ? AND client_id = ?",
+        [(tenant_id, sub, client_id) for client_id, sub in plan.delete_grants_of],
+    )
+    conn.executemany(
+        "DELETE FROM grants WHERE tenant_id = ? AND grant_id = ?",
+        [(tenant_id, grant_id) for grant_id in plan.delete_grant_ids],
+    )
+
+
+def end_sessions(conn: sqlite3.Connection, tenant_id: TenantId, plan: RevocationPlan) -> None:
+    conn.executemany(
+        """INSERT INTO ended_sessions (tenant_id, device_session_id, ended_at) VALUES (?, ?, ?)
+        ON CONFLICT (tenant_id, device_session_id) DO NOTHING""",
+        [(tenant_id, session, plan.revoked_at) for session in plan.end_sessions],
+    )
+
+
+def set_marks(conn: sqlite3.Connection, tenant_id: TenantId, plan: RevocationPlan) -> None:
+    conn.executemany(
+        """INSERT INTO not_before (tenant_id, kind, key, at) VALUES (?, ?, ?, ?)
+        ON CONFLICT (tenant_id, kind, key) DO UPDATE SET at = max(at, excluded.at)""",
+        [(tenant_id, mark.kind.value, mark.key, mark.at) for mark in plan.marks],
+    )
+
+
+def deny(conn: sqlite3.Connection, tenant_id: TenantId, plan: RevocationPlan) -> None:
+    if plan.primary_deny is not None:
+        entry = plan.primary_deny
+        conn.execute(
+            """INSERT INTO denied (tenant_id, key, exp) VALUES (?, ?, ?)
+            ON CONFLICT (tenant_id, key) DO UPDATE SET exp = max(exp, excluded.exp)""",
+            (tenant_id, entry.key, entry.exp),
+        )
+
+
+def append_events(
+    conn: sqlite3.Connection, tenant_id: TenantId, plan: RevocationPlan, count: int
+) -> tuple[int, ...]:
+    n = len(plan.events)
+    if not n:
+        return ()
+    last: int = one(
+        conn,
+        """INSERT INTO event_seq (tenant_id, last_id) VALUES (?, ?)
+        ON CONFLICT (tenant_id) DO UPDATE SET last_id = last_id + excluded.last_id
+        RETURNING last_id""",
+        (tenant_id, n),
+    )[0]
+    ids = tuple(range(last - n + 1, last + 1))
+    conn.executemany(
+        INSERT_EVENT,
+        [
+            (
+                tenant_id,
+                event_id,
+                e.time,
+                e.type,
+                e.cause,
+                count if e.count is None else e.count,
+                e.client_id,
+                e.sub,
+                e.grant_id,
+                e.token_type,
+                e.jti,
+                e.device_session_id,
+            )
+            for event_id, e in zip(ids, plan.events, strict=True)
+        ],
+    )
+    return ids
+
+
+def apply_plan(
+    conn: sqlite3.Connection, tenant_id: TenantId, plan: RevocationPlan
+) -> RevocationOutcome:
+    if not is_new(conn, tenant_id, plan):
+        return NOT_APPLIED
+    count = revoke(conn, tenant_id, plan)
+    delete_grants(conn, tenant_id, plan)
+    end_sessions(conn, tenant_id, plan)
+    set_marks(conn, tenant_id, plan)
+    deny(conn, tenant_id, plan)
+    event_ids = append_events(conn, tenant_id, plan, count)
+    return RevocationOutcome(applied=True, count=count, event_ids=event_ids)

@@ -1,0 +1,185 @@
+"""The schema as an ordered list of migrations; ``PRAGMA user_version`` counts those applied.
+
+Append new migrations; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from app.errors import StoreUnavailable
+
+Migration = tuple[str, ...]
+
+MIGRATIONS: tuple[Migration, ...] = (
+    (
+        """CREATE TABLE config_version (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            version INTEGER NOT NULL
+        )""",
+        "INSERT INTO config_version (id, version) VALUES (1, 0)",
+        """CREATE TABLE tenants (
+            tenant_id TEXT PRIMARY KEY,
+            settings TEXT NOT NULL,
+            key_salt BLOB NOT NULL,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        )""",
+        # Normalised issuers and aliases: the primary key makes them unique across tenants.
+        """CREATE TABLE issuers (
+            issuer TEXT PRIMARY KEY,
+            tenant_id TEXT NOT NULL REFERENCES tenants (tenant_id) ON DELETE CASCADE
+        ) WITHOUT ROWID""",
+        "CREATE INDEX issuers_tenant ON issuers (tenant_id)",
+        """CREATE TABLE admin_keys (
+            tenant_id TEXT NOT NULL,
+            key_id TEXT NOT NULL,
+            key_hash BLOB NOT NULL,
+            created_at INTEGER NOT NULL,
+            PRIMARY KEY (tenant_id, key_id)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE clients (
+            tenant_id TEXT NOT NULL,
+            client_id TEXT NOT NULL,
+            type TEXT NOT NULL,
+            token_endpoint_auth_method TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            enabled INTEGER NOT NULL,
+            secret_hash BLOB,
+            secret_encrypted BLOB,
+            jwks TEXT,
+            jwks_uri TEXT,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            PRIMARY KEY (tenant_id, client_id)
+        )""",
+        """CREATE TABLE credentials (
+            tenant_id TEXT NOT NULL,
+            token_hash BLOB NOT NULL,
+            type TEXT NOT NULL,
+            client_id TEXT NOT NULL,
+            exp INTEGER NOT NULL,
+            sub TEXT,
+            grant_id TEXT,
+            device_session_id TEXT,
+            scope TEXT,
+            iat INTEGER,
+            revoked_at INTEGER,
+            revoked_cause TEXT
+        )""",
+        "CREATE UNIQUE INDEX credentials_hash ON credentials (tenant_id, token_hash)",
+        # Partial indexes: most credentials carry no session, many no grant; a query
+        # term ``col = ?`` implies ``col IS NOT NULL``, so SQLite still uses them.
+        """CREATE INDEX credentials_grant ON credentials (tenant_id, grant_id)
+            WHERE grant_id IS NOT NULL""",
+        """CREATE INDEX credentials_session ON credentials (tenant_id, device_session_id)
+            WHERE device_session_id IS NOT NULL""",
+        # (sub, client_id) rather than (client_id, sub): serves ByClientSubject and
+        # subject_clients (by sub alone); credentials_client serves ByClient.
+        """CREATE INDEX credentials_subject ON credentials (tenant_id, sub, client_id)
+            WHERE sub IS NOT NULL""",
+        "CREATE INDEX credentials_client ON credentials (tenant_id, client_id)",
+        "CREATE INDEX credentials_exp ON credentials (exp)",
+        """CREATE TABLE grants (
+            tenant_id TEXT NOT NULL,
+            grant_id TEXT NOT NULL,
+            client_id TEXT NOT NULL,
+            sub TEXT NOT NULL,
+            scope TEXT,
+            updated_at INTEGER NOT NULL,
+            PRIMARY KEY (tenant_id, grant_id)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX grants_subject ON grants (tenant_id, sub, client_id)",
+        """CREATE TABLE ended_sessions (
+            tenant_id TEXT NOT NULL,
+            device_session_id TEXT NOT NULL,
+            ended_at INTEGER NOT NULL,
+            PRIMARY KEY (tenant_id, device_session_id)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE not_before (
+            tenant_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            key TEXT NOT NULL,
+            at INTEGER NOT NULL,
+            PRIMARY KEY (tenant_id, kind, key)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE denied (
+            tenant_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            exp INTEGER NOT NULL,
+            PRIMARY KEY (tenant_id, key)
+        )""",
+        "CREATE INDEX denied_exp ON denied (exp)",
+        """CREATE TABLE events (
+            tenant_id TEXT NOT NULL,
+            id INTEGER NOT NULL,
+            time INTEGER NOT NULL,
+            type TEXT NOT NULL,
+            cause TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            client_id TEXT,
+            sub TEXT,
+            grant_id TEXT,
+            token_type TEXT,
+            jti TEXT,
+            device_session_id TEXT,
+            PRIMARY KEY (tenant_id, id)
+        ) WITHOUT ROWID""",
+        # The last event id per tenant, bumped in the write transaction: ids follow
+        # commit order and are never reused, even when old events are dropped.
+        """CREATE TABLE event_seq (
+            tenant_id TEXT PRIMARY KEY,
+            last_id INTEGER NOT NULL
+        ) WITHOUT ROWID""",
+    ),
+)
+
+TENANT_TABLES: tuple[str, ...] = (
+    "issuers",
+    "admin_keys",
+    "clients",
+    "credentials",
+    "grants",
+    "ended_sessions",
+    "not_before",
+    "denied",
+    "events",
+    "event_seq",
+    "tenants",
+)
+"""Every table holding a tenant's rows (``tenants`` last)."""
+
+CONFIG_TABLES: frozenset[str] = frozenset({"tenants", "issuers", "admin_keys", "clients"})
+"""Tables whose changes bump ``config_version``."""
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    version: int = conn.execute("PRAGMA user_version").fetchall()[0][0]
+    return version
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Apply pending migrations in one transaction; a no-op when the schema is current.
+
+    ``BEGIN IMMEDIATE`` takes the write lock before the version is read again, so two
+    processes opening one file at once apply each migration exactly once.
+    """
+    target = len(MIGRATIONS)
+    if schema_version(conn) == target:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = schema_version(conn)
+        if version > target:
+            raise StoreUnavailable(
+                f"the database schema version {version} is newer than this service knows"
+            )
+        for migration in MIGRATIONS[version:]:
+            for statement in migration:
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {target:d}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise

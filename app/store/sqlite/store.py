@@ -1,0 +1,262 @@
+"""``SqliteStore``: the ``Store`` protocol on one SQLite file.
+
+Writes go to the group-commit writer thread and return once committed (fsynced).
+Reads run inline on the event loop with a connection of their own: each is one indexed
+query, and in WAL mode it never waits for the writer.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+from app.models import (
+    AdminKey,
+    Client,
+    Credential,
+    Event,
+    Grant,
+    MarkKind,
+    RegistrationOutcome,
+    RevocationOutcome,
+    RevocationPlan,
+    SubjectClient,
+    Tenant,
+)
+from app.store.sqlite import revocation, writes
+from app.store.sqlite.connection import open_reader, open_writer
+from app.store.sqlite.errors import closed, translated
+from app.store.sqlite.rows import (
+    admin_key_of,
+    client_of,
+    credential_of,
+    event_of,
+    grant_of,
+    tenant_of,
+)
+from app.store.sqlite.writer import Writer
+from app.types import ClientId, TenantId, TokenHash
+
+T = TypeVar("T")
+
+PURGE_CHUNK = 5_000
+"""Rows per purge transaction, so revocations are not held up behind a long purge."""
+
+_TENANT = "SELECT tenant_id, settings, key_salt, created_at, updated_at FROM tenants"
+_ADMIN_KEY = "SELECT tenant_id, key_id, key_hash, created_at FROM admin_keys"
+_CLIENT = """SELECT tenant_id, client_id, type, token_endpoint_auth_method, scope, enabled,
+    secret_hash, secret_encrypted, jwks, jwks_uri, created_at, updated_at FROM clients"""
+
+SUBJECT_CLIENTS = """SELECT client_id, sum(credentials), sum(grants) FROM (
+    SELECT client_id, count(*) AS credentials, 0 AS grants FROM credentials
+    WHERE tenant_id = :tenant AND sub = :sub AND revoked_at IS NULL AND exp > :now
+    GROUP BY client_id
+    UNION ALL
+    SELECT client_id, 0, count(*) FROM grants WHERE tenant_id = :tenant AND sub = :sub
+    GROUP BY client_id
+) GROUP BY client_id ORDER BY client_id"""
+
+LIST_EVENTS = """SELECT id, time, type, cause, count, client_id, sub, grant_id, token_type,
+    jti, device_session_id
+FROM events WHERE tenant_id = ? AND id > ? ORDER BY id LIMIT ?"""
+
+
+class SqliteStore:
+    name = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer: Writer | None = None
+        self._reader: sqlite3.Connection | None = None
+
+    @property
+    def writer(self) -> Writer:
+        """The running writer; raises ``StoreUnavailable`` when there is none."""
+        if self._writer is None or not self._writer.running:
+            raise closed()
+        return self._writer
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._writer is not None:
+            return
+        writer = Writer(partial(open_writer, self.path), name=f"sqlite-writer:{self.path.name}")
+        await writer.start()
+        try:
+            with translated():
+                self._reader = open_reader(self.path)
+        except BaseException:
+            await writer.stop()
+            raise
+        self._writer = writer
+
+    async def close(self) -> None:
+        writer, reader = self._writer, self._reader
+        self._writer = self._reader = None
+        if writer is not None:
+            await writer.stop()
+        if reader is not None:
+            reader.close()
+
+    async def ping(self) -> None:
+        if self._writer is None or not self._writer.running:
+            raise closed()
+        self._rows("SELECT version FROM config_version WHERE id = 1", ())
+
+    async def config_version(self) -> int:
+        version: int = self._rows("SELECT version FROM config_version WHERE id = 1", ())[0][0]
+        return version
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    def _rows(self, sql: str, params: Sequence[Any] | dict[str, Any]) -> list[Any]:
+        if self._reader is None:
+            raise closed()
+        with translated():
+            return self._reader.execute(sql, params).fetchall()
+
+    async def _write(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        return await self.writer.submit(job)
+
+    # --- tenants ---------------------------------------------------------------------------
+
+    async def list_tenants(self) -> list[Tenant]:
+        return [tenant_of(r) for r in self._rows(_TENANT + " ORDER BY tenant_id", ())]
+
+    async def get_tenant(self, tenant_id: TenantId) -> Tenant | None:
+        rows = self._rows(_TENANT + " WHERE tenant_id = ?", (tenant_id,))
+        return tenant_of(rows[0]) if rows else None
+
+    async def put_tenant(self, tenant: Tenant, issuers: Sequence[str]) -> Tenant:
+        issuers = tuple(issuers)
+        return await self._write(lambda conn: writes.put_tenant(conn, tenant, issuers))
+
+    async def delete_tenant(self, tenant_id: TenantId) -> bool:
+        return await self._write(lambda conn: writes.delete_tenant(conn, tenant_id))
+
+    # --- tenant admin keys -------------------------------------------------------------------
+
+    async def add_admin_key(self, key: AdminKey) -> None:
+        await self._write(lambda conn: writes.add_admin_key(conn, key))
+
+    async def get_admin_key(self, tenant_id: TenantId, key_id: str) -> AdminKey | None:
+        rows = self._rows(_ADMIN_KEY + " WHERE tenant_id = ? AND key_id = ?", (tenant_id, key_id))
+        return admin_key_of(rows[0]) if rows else None
+
+    async def list_admin_keys(self, tenant_id: TenantId) -> list[AdminKey]:
+        rows = self._rows(_ADMIN_KEY + " WHERE tenant_id = ? ORDER BY key_id", (tenant_id,))
+        return [admin_key_of(r) for r in rows]
+
+    async def delete_admin_key(self, tenant_id: TenantId, key_id: str) -> bool:
+        return await self._write(lambda conn: writes.delete_admin_key(conn, tenant_id, key_id))
+
+    # --- clients ------------------------------------------------------------------------------
+
+    async def get_client(self, tenant_id: TenantId, client_id: ClientId) -> Client | None:
+        rows = self._rows(
+            _CLIENT + " WHERE tenant_id = ? AND client_id = ?", (tenant_id, client_id)
+        )
+        return client_of(rows[0]) if rows else None
+
+    async def list_clients(self, tenant_id: TenantId) -> list[Client]:
+        rows = self._rows(_CLIENT + " WHERE tenant_id = ? ORDER BY client_id", (tenant_id,))
+        return [client_of(r) for r in rows]
+
+    async def put_client(self, client: Client) -> None:
+        await self._write(lambda conn: writes.put_client(conn, client))
+
+    async def delete_client(self, tenant_id: TenantId, client_id: ClientId) -> bool:
+        return await self._write(lambda conn: writes.delete_client(conn, tenant_id, client_id))
+
+    # --- credentials ------------------------------------------------------------------------------
+
+    async def register_credentials(
+        self, tenant_id: TenantId, credentials: Sequence[Credential]
+    ) -> RegistrationOutcome:
+        credentials = tuple(credentials)
+        return await self._write(
+            lambda conn: writes.register_credentials(conn, tenant_id, credentials)
+        )
+
+    async def find_credential(
+        self, tenant_id: TenantId, token_hash: TokenHash
+    ) -> Credential | None:
+        rows = self._rows(writes.FIND_CREDENTIAL, (tenant_id, token_hash))
+        return credential_of(rows[0]) if rows else None
+
+    # --- grants and subjects ------------------------------------------------------------------
+
+    async def put_grant(self, grant: Grant) -> None:
+        await self._write(lambda conn: writes.put_grant(conn, grant))
+
+    async def get_grant(self, tenant_id: TenantId, grant_id: str) -> Grant | None:
+        rows = self._rows(
+            "SELECT tenant_id, grant_id, client_id, sub, scope, updated_at FROM grants"
+            " WHERE tenant_id = ? AND grant_id = ?",
+            (tenant_id, grant_id),
+        )
+        return grant_of(rows[0]) if rows else None
+
+    async def subject_clients(self, tenant_id: TenantId, sub: str, now: int) -> list[SubjectClient]:
+        rows = self._rows(SUBJECT_CLIENTS, {"tenant": tenant_id, "sub": sub, "now": now})
+        return [
+            SubjectClient(client_id, credentials, grants) for client_id, credentials, grants in rows
+        ]
+
+    # --- revocation -----------------------------------------------------------------------
+
+    async def apply_revocation(
+        self, tenant_id: TenantId, plan: RevocationPlan
+    ) -> RevocationOutcome:
+        return await self._write(lambda conn: revocation.apply_plan(conn, tenant_id, plan))
+
+    async def ended_session(self, tenant_id: TenantId, device_session_id: str) -> int | None:
+        rows = self._rows(
+            "SELECT ended_at FROM ended_sessions WHERE tenant_id = ? AND device_session_id = ?",
+            (tenant_id, device_session_id),
+        )
+        return rows[0][0] if rows else None
+
+    async def not_before(
+        self, tenant_id: TenantId, marks: Sequence[tuple[MarkKind, str]]
+    ) -> int | None:
+        if not marks:
+            return None
+        # Placeholders only: the values are bound, never formatted in.
+        terms = " OR ".join(["(kind = ? AND key = ?)"] * len(marks))
+        params: list[Any] = [tenant_id]
+        for kind, key in marks:
+            params += [kind.value, key]
+        rows = self._rows(
+            f"SELECT max(at) FROM not_before WHERE tenant_id = ? AND ({terms})",  # noqa: S608
+            params,
+        )
+        at: int | None = rows[0][0]
+        return at
+
+    async def is_denied(self, tenant_id: TenantId, key: str) -> bool:
+        rows = self._rows("SELECT 1 FROM denied WHERE tenant_id = ? AND key = ?", (tenant_id, key))
+        return bool(rows)
+
+    # --- events -------------------------------------------------------------------------------
+
+    async def list_events(self, tenant_id: TenantId, after: int, limit: int) -> list[Event]:
+        if limit <= 0:
+            return []
+        return [event_of(r) for r in self._rows(LIST_EVENTS, (tenant_id, after, limit))]
+
+    # --- housekeeping ---------------------------------------------------------------------
+
+    async def purge_expired(self, before: int) -> int:
+        total = 0
+        while True:
+            credentials, entries = await self._write(
+                lambda conn: writes.purge_expired(conn, before, PURGE_CHUNK)
+            )
+            total += credentials + entries
+            if credentials < PURGE_CHUNK and entries < PURGE_CHUNK:
+                return total

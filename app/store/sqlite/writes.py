@@ -1,0 +1,181 @@
+"""Write jobs for the writer thread: each runs inside its caller's savepoint."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from app.errors import Conflict
+from app.models import AdminKey, Client, Credential, Grant, RegistrationOutcome, Tenant
+from app.store.sqlite.rows import client_row, credential_of, credential_row, grant_row, tenant_row
+from app.store.sqlite.schema import CONFIG_TABLES, TENANT_TABLES
+from app.types import ClientId, TenantId, TokenHash
+
+
+def one(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> Any:
+    """The first row or None (fetchall: no statement is left running)."""
+    rows = conn.execute(sql, params).fetchall()
+    return rows[0] if rows else None
+
+
+def bump_config(conn: sqlite3.Connection) -> None:
+    conn.execute("UPDATE config_version SET version = version + 1 WHERE id = 1")
+
+
+# --- tenants ------------------------------------------------------------------------------
+
+
+def put_tenant(conn: sqlite3.Connection, tenant: Tenant, issuers: Sequence[str]) -> Tenant:
+    tid = tenant.tenant_id
+    old = one(conn, "SELECT key_salt, created_at FROM tenants WHERE tenant_id = ?", (tid,))
+    if old is None:
+        stored = tenant
+        conn.execute(
+            "INSERT INTO tenants (tenant_id, settings, key_salt, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            tenant_row(stored),
+        )
+    else:
+        stored = replace(tenant, key_salt=bytes(old[0]), created_at=old[1])
+        conn.execute(
+            "UPDATE tenants SET settings = ?, updated_at = ? WHERE tenant_id = ?",
+            (tenant_row(stored)[1], stored.updated_at, tid),
+        )
+    conn.execute("DELETE FROM issuers WHERE tenant_id = ?", (tid,))
+    for issuer in dict.fromkeys(issuers):
+        try:
+            conn.execute("INSERT INTO issuers (issuer, tenant_id) VALUES (?, ?)", (issuer, tid))
+        except sqlite3.IntegrityError:
+            raise Conflict(f"issuer {issuer} belongs to another tenant") from None
+    bump_config(conn)
+    return stored
+
+
+def delete_tenant(conn: sqlite3.Connection, tenant_id: TenantId) -> bool:
+    existed = False
+    config_changed = False
+    for table in TENANT_TABLES:
+        # Table names come from the fixed tuple above, never from input.
+        deleted = conn.execute(
+            f"DELETE FROM {table} WHERE tenant_id = ?",  # noqa: S608
+            (tenant_id,),
+        ).rowcount
+        config_changed |= table in CONFIG_TABLES and deleted > 0
+        existed |= table == "tenants" and deleted > 0
+    if config_changed:
+        bump_config(conn)
+    return existed
+
+
+# --- admin keys and clients -----------------------------------------------------------
+
+
+def add_admin_key(conn: sqlite3.Connection, key: AdminKey) -> None:
+    try:
+        conn.execute(
+            "INSERT INTO admin_keys (tenant_id, key_id, key_hash, created_at) VALUES (?, ?, ?, ?)",
+            (key.tenant_id, key.key_id, key.key_hash, key.created_at),
+        )
+    except sqlite3.IntegrityError:
+        raise Conflict("an admin key with this key_id exists") from None
+    bump_config(conn)
+
+
+def delete_admin_key(conn: sqlite3.Connection, tenant_id: TenantId, key_id: str) -> bool:
+    deleted = conn.execute(
+        "DELETE FROM admin_keys WHERE tenant_id = ? AND key_id = ?", (tenant_id, key_id)
+    ).rowcount
+    if deleted:
+        bump_config(conn)
+    return deleted > 0
+
+
+def put_client(conn: sqlite3.Connection, client: Client) -> None:
+    conn.execute(
+        """INSERT INTO clients (tenant_id, client_id, type, token_endpoint_auth_method, scope,
+            enabled, secret_hash, secret_encrypted, jwks, jwks_uri, created_at, updated_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (tenant_id, client_id) DO UPDATE SET
+            type = excluded.type,
+            token_endpoint_auth_method = excluded.token_endpoint_auth_method,
+            scope = excluded.scope,
+            enabled = excluded.enabled,
+            secret_hash = excluded.secret_hash,
+            secret_encrypted = excluded.secret_encrypted,
+            jwks = excluded.jwks,
+            jwks_uri = excluded.jwks_uri,
+            updated_at = excluded.updated_at""",
+        client_row(client),
+    )
+    bump_config(conn)
+
+
+def delete_client(conn: sqlite3.Connection, tenant_id: TenantId, client_id: ClientId) -> bool:
+    deleted = conn.execute(
+        "DELETE FROM clients WHERE tenant_id = ? AND client_id = ?", (tenant_id, client_id)
+    ).rowcount
+    if deleted:
+        bump_config(conn)
+    return deleted > 0
+
+
+# --- credentials and grants -------------------------------------------------------------
+
+INSERT_CREDENTIAL = """INSERT INTO credentials (tenant_id, token_hash, type, client_id, exp,
+    sub, grant_id, device_session_id, scope, iat, revoked_at, revoked_cause)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (tenant_id, token_hash) DO NOTHING"""
+
+FIND_CREDENTIAL = """SELECT tenant_id, token_hash, type, client_id, exp, sub, grant_id,
+    device_session_id, scope, iat, revoked_at, revoked_cause
+FROM credentials WHERE tenant_id = ? AND token_hash = ?"""
+
+
+def register_credentials(
+    conn: sqlite3.Connection, tenant_id: TenantId, credentials: Sequence[Credential]
+) -> RegistrationOutcome:
+    # Descriptions name the position in the batch, never the token or its hash.
+    first: dict[TokenHash, tuple[int, Credential]] = {}
+    for index, credential in enumerate(credentials):
+        seen = first.setdefault(credential.token_hash, (index, credential))[1]
+        if not seen.same_issue(credential):
+            raise Conflict(f"credential {index} repeats an earlier one with other fields")
+    inserted: int = conn.executemany(
+        INSERT_CREDENTIAL, (credential_row(tenant_id, c) for _, c in first.values())
+    ).rowcount
+    if inserted < len(first):
+        # Some were stored before (ON CONFLICT DO NOTHING left them, revoked or not).
+        for index, credential in first.values():
+            stored = credential_of(one(conn, FIND_CREDENTIAL, (tenant_id, credential.token_hash)))
+            if not stored.same_issue(credential):
+                raise Conflict(f"credential {index} is already registered with other fields")
+    return RegistrationOutcome(registered=inserted, duplicates=len(credentials) - inserted)
+
+
+def put_grant(conn: sqlite3.Connection, grant: Grant) -> None:
+    conn.execute(
+        """INSERT INTO grants (tenant_id, grant_id, client_id, sub, scope, updated_at)
+        VALUES (?, ?, ?, ?, ?, ?)
+        ON CONFLICT (tenant_id, grant_id) DO UPDATE SET client_id = excluded.client_id,
+            sub = excluded.sub, scope = excluded.scope, updated_at = excluded.updated_at""",
+        grant_row(grant),
+    )
+
+
+# --- housekeeping ----------------------------------------------------------------------
+
+
+def purge_expired(conn: sqlite3.Connection, before: int, limit: int) -> tuple[int, int]:
+    """Drop up to ``limit`` expired credentials and deny entries: (credentials, entries)."""
+    credentials = conn.execute(
+        "DELETE FROM credentials WHERE rowid IN"
+        " (SELECT rowid FROM credentials WHERE exp < ? LIMIT ?)",
+        (before, limit),
+    ).rowcount
+    entries = conn.execute(
+        "DELETE FROM denied WHERE rowid IN (SELECT rowid FROM denied WHERE exp < ? LIMIT ?)",
+        (before, limit),
+    ).rowcount
+    return credentials, entries
