@@ -1,10 +1,39 @@
-"""Operator subcommands (``tenant``, ``client``, ``credential``, ``events``)."""
+"""Operator subcommands (``tenant``, ``client``, ``credential``, ``events``).
+
+Each opens the store named by ``--data-dir`` / ``--mongodb-uri``, runs the same operation
+as the admin API, prints the same JSON to stdout (nothing for a delete) and exits 0; on an
+error it prints the OAuth error JSON to stderr and exits 1. JSON input comes from a file,
+``-`` (stdin) or ``--from-json``.
+"""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
-from typing import Any
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeAlias
+
+from app.admin import admin_keys, clients, credentials, events, tenants
+from app.admin.http import parse_json
+from app.admin.representations import (
+    admin_key_json,
+    client_json,
+    events_json,
+    registration_json,
+    tenant_json,
+    tenant_summary,
+)
+from app.bootstrap import open_services
+from app.config import ServiceConfig
+from app.errors import ConfigError, InvalidRequest, ServiceError
+from app.services import Services
+
+Action = Callable[[Services, argparse.Namespace], Awaitable[Any]]
+Group: TypeAlias = "argparse._SubParsersAction[Any]"
 
 
 def register(
@@ -12,3 +41,154 @@ def register(
     add_store_options: Callable[[argparse.ArgumentParser], None],
 ) -> None:
     """Add the admin subcommands to ``commands``; each sets ``func(args) -> exit code``."""
+
+    def group(parent: Group, name: str, help: str) -> Group:
+        p: argparse.ArgumentParser = parent.add_parser(name, help=help)
+        dest = f"{name.replace('-', '_')}_action"
+        return p.add_subparsers(dest=dest, required=True, metavar="ACTION")
+
+    def add(
+        parent: Group, name: str, action: Action, help: str, *names: str, body: bool = False
+    ) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = parent.add_parser(name, help=help)
+        add_store_options(p)
+        for positional in names:
+            p.add_argument(positional)
+        if body:
+            p.add_argument("file", nargs="?", default=None, help="a JSON file, or - for stdin")
+            p.add_argument("--from-json", default=None, metavar="JSON", help="the JSON itself")
+        p.set_defaults(func=lambda args: asyncio.run(_run(action, args)))
+        return p
+
+    t = group(commands, "tenant", "tenants and their admin keys")
+    add(t, "put", _tenant_put, "create or replace a tenant", "tenant_id", body=True)
+    add(t, "get", _tenant_get, "show a tenant", "tenant_id")
+    add(t, "list", _tenant_list, "list tenants")
+    add(t, "delete", _tenant_delete, "delete a tenant and all its data", "tenant_id")
+    add(t, "patch", _tenant_patch, "merge-patch settings (RFC 7396)", "tenant_id", body=True)
+    k = group(t, "admin-key", "a tenant's admin keys")
+    add(k, "create", _key_create, "create a key (shown this once)", "tenant_id")
+    add(k, "list", _key_list, "list key ids", "tenant_id")
+    add(k, "delete", _key_delete, "revoke a key", "tenant_id", "key_id")
+
+    c = group(commands, "client", "a tenant's clients")
+    add(c, "put", _client_put, "register or replace", "tenant_id", "client_id", body=True)
+    add(c, "get", _client_get, "show a client (never its secret)", "tenant_id", "client_id")
+    add(c, "list", _client_list, "list a tenant's clients", "tenant_id")
+    add(c, "delete", _client_delete, "delete a client", "tenant_id", "client_id")
+
+    r = group(commands, "credential", "issued credentials")
+    add(r, "register", _credential_register, "one object or a list", "tenant_id", body=True)
+
+    e = group(commands, "events", "a tenant's event feed")
+    p = add(e, "list", _events_list, "events after a cursor, in order", "tenant_id")
+    p.add_argument("--after", default=None, help="the last event id seen [from the start]")
+    p.add_argument("--limit", default=None, help=f"at most this many [{events.DEFAULT_LIMIT}]")
+
+
+def _read_json(args: argparse.Namespace) -> Any:
+    if args.from_json is not None:
+        if args.file is not None:
+            raise InvalidRequest("give a file or --from-json, not both")
+        return parse_json(args.from_json.encode())
+    if args.file is None:
+        raise InvalidRequest("give a JSON file, - for stdin, or --from-json")
+    if args.file == "-":
+        return parse_json(sys.stdin.buffer.read())
+    try:
+        return parse_json(Path(args.file).read_bytes())
+    except OSError as exc:
+        raise InvalidRequest(f"cannot read {args.file}: {exc.strerror}") from None
+
+
+async def _run(action: Action, args: argparse.Namespace) -> int:
+    config = ServiceConfig(
+        data_dir=Path(args.data_dir),
+        tenants_dir=None,
+        mongodb_uri=args.mongodb_uri or os.environ.get("MONGODB_URI"),
+    )
+    try:
+        services = await open_services(config)
+    except ConfigError as exc:
+        return _fail({"error": "server_error", "error_description": str(exc)})
+    except ServiceError as exc:
+        return _fail(exc.body())
+    try:
+        result = await action(services, args)
+    except ServiceError as exc:
+        return _fail(exc.body())
+    finally:
+        await services.store.close()
+    if result is not None:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _fail(body: dict[str, Any]) -> int:
+    print(json.dumps(body, ensure_ascii=False), file=sys.stderr)
+    return 1
+
+
+# --- actions ---------------------------------------------------------------------------
+
+
+async def _tenant_put(s: Services, args: argparse.Namespace) -> Any:
+    tenant, _ = await tenants.put_tenant(s, args.tenant_id, _read_json(args))
+    return tenant_json(tenant)
+
+
+async def _tenant_get(s: Services, args: argparse.Namespace) -> Any:
+    return tenant_json(await tenants.require_tenant(s, args.tenant_id))
+
+
+async def _tenant_list(s: Services, args: argparse.Namespace) -> Any:
+    return {"tenants": [tenant_summary(t) for t in await tenants.list_tenants(s)]}
+
+
+async def _tenant_delete(s: Services, args: argparse.Namespace) -> Any:
+    await tenants.delete_tenant(s, args.tenant_id)
+
+
+async def _tenant_patch(s: Services, args: argparse.Namespace) -> Any:
+    return tenant_json(await tenants.patch_tenant(s, args.tenant_id, _read_json(args)))
+
+
+async def _key_create(s: Services, args: argparse.Namespace) -> Any:
+    return await admin_keys.create_admin_key(s, args.tenant_id)
+
+
+async def _key_list(s: Services, args: argparse.Namespace) -> Any:
+    found = await admin_keys.list_admin_keys(s, args.tenant_id)
+    return {"admin_keys": [admin_key_json(k) for k in found]}
+
+
+async def _key_delete(s: Services, args: argparse.Namespace) -> Any:
+    await admin_keys.delete_admin_key(s, args.tenant_id, args.key_id)
+
+
+async def _client_put(s: Services, args: argparse.Namespace) -> Any:
+    done = await clients.put_client(s, args.tenant_id, args.client_id, _read_json(args))
+    return client_json(done.client, done.generated_secret)
+
+
+async def _client_get(s: Services, args: argparse.Namespace) -> Any:
+    return client_json(await clients.get_client(s, args.tenant_id, args.client_id))
+
+
+async def _client_list(s: Services, args: argparse.Namespace) -> Any:
+    return {"clients": [client_json(c) for c in await clients.list_clients(s, args.tenant_id)]}
+
+
+async def _client_delete(s: Services, args: argparse.Namespace) -> Any:
+    await clients.delete_client(s, args.tenant_id, args.client_id)
+
+
+async def _credential_register(s: Services, args: argparse.Namespace) -> Any:
+    outcome = await credentials.register_credentials(s, args.tenant_id, _read_json(args))
+    return registration_json(outcome)
+
+
+async def _events_list(s: Services, args: argparse.Namespace) -> Any:
+    after, limit = events.parse_after(args.after), events.parse_limit(args.limit)
+    found, next_cursor = await events.list_events(s, args.tenant_id, after, limit)
+    return events_json(found, next_cursor)

@@ -1,9 +1,247 @@
-"""Admin API routes under ``/admin/v1``."""
+"""Admin API routes under ``/admin/v1`` (contract section 5), wired in one place.
+
+Handlers are thin: authenticate, authorize, parse JSON, call the operation of the
+resource module (shared with the CLI), render. Status codes: ``PUT`` answers ``201`` when
+it created the resource and ``200`` when it replaced it; ``POST …/admin-keys`` ``201``;
+``DELETE`` ``204``, except subject withdrawal: ``200 {"revoked": N}``.
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from app.admin import admin_keys, clients, credentials, events, grants, subjects, tenants
+from app.admin.auth import Principal, authenticate, authorize, check_settings_patch
+from app.admin.fields import as_object
+from app.admin.http import RawPathRouter, json_response, no_content, path_params, read_json
+from app.admin.representations import (
+    admin_key_json,
+    client_json,
+    events_json,
+    grant_json,
+    registration_json,
+    subject_client_json,
+    tenant_json,
+    tenant_summary,
+)
+from app.errors import ServiceError
+from app.middleware.request_context import log_fields
+from app.responses import error_response
+from app.services import Services
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One authorized admin request."""
+
+    request: Request
+    services: Services
+    principal: Principal
+    params: dict[str, str]
+
+    @property
+    def tenant_id(self) -> str:
+        return self.params["tenant_id"]
+
+    async def body(self) -> Any:
+        return await read_json(self.request)
+
+
+Handler = Callable[[Call], Awaitable[Response]]
+
+
+def created_or_replaced(created: bool) -> int:
+    return 201 if created else 200
+
+
+# --- tenants ---------------------------------------------------------------------------
+
+
+async def list_tenants(call: Call) -> Response:
+    found = await tenants.list_tenants(call.services)
+    return json_response({"tenants": [tenant_summary(t) for t in found]})
+
+
+async def put_tenant(call: Call) -> Response:
+    tenant, created = await tenants.put_tenant(call.services, call.tenant_id, await call.body())
+    return json_response(tenant_json(tenant), created_or_replaced(created))
+
+
+async def get_tenant(call: Call) -> Response:
+    return json_response(tenant_json(await tenants.require_tenant(call.services, call.tenant_id)))
+
+
+async def patch_tenant(call: Call) -> Response:
+    patch = await call.body()
+    check_settings_patch(call.principal, as_object(patch))
+    return json_response(
+        tenant_json(await tenants.patch_tenant(call.services, call.tenant_id, patch))
+    )
+
+
+async def delete_tenant(call: Call) -> Response:
+    await tenants.delete_tenant(call.services, call.tenant_id)
+    return no_content()
+
+
+# --- admin keys ------------------------------------------------------------------------
+
+
+async def create_admin_key(call: Call) -> Response:
+    return json_response(await admin_keys.create_admin_key(call.services, call.tenant_id), 201)
+
+
+async def list_admin_keys(call: Call) -> Response:
+    found = await admin_keys.list_admin_keys(call.services, call.tenant_id)
+    return json_response({"admin_keys": [admin_key_json(k) for k in found]})
+
+
+async def delete_admin_key(call: Call) -> Response:
+    await admin_keys.delete_admin_key(call.services, call.tenant_id, call.params["key_id"])
+    return no_content()
+
+
+# --- clients ---------------------------------------------------------------------------
+
+
+async def list_clients(call: Call) -> Response:
+    found = await clients.list_clients(call.services, call.tenant_id)
+    return json_response({"clients": [client_json(c) for c in found]})
+
+
+async def put_client(call: Call) -> Response:
+    client_id = call.params["client_id"]
+    done = await clients.put_client(call.services, call.tenant_id, client_id, await call.body())
+    return json_response(
+        client_json(done.client, done.generated_secret), created_or_replaced(done.created)
+    )
+
+
+async def get_client(call: Call) -> Response:
+    client = await clients.get_client(call.services, call.tenant_id, call.params["client_id"])
+    return json_response(client_json(client))
+
+
+async def delete_client(call: Call) -> Response:
+    await clients.delete_client(call.services, call.tenant_id, call.params["client_id"])
+    return no_content()
+
+
+# --- credentials, grants, subjects, events ---------------------------------------------
+
+
+async def register_credentials(call: Call) -> Response:
+    outcome = await credentials.register_credentials(
+        call.services, call.tenant_id, await call.body()
+    )
+    return json_response(registration_json(outcome))
+
+
+async def put_grant(call: Call) -> Response:
+    grant_id = call.params["grant_id"]
+    grant, created = await grants.put_grant(
+        call.services, call.tenant_id, grant_id, await call.body()
+    )
+    return json_response(grant_json(grant), created_or_replaced(created))
+
+
+async def get_grant(call: Call) -> Response:
+    grant = await grants.get_grant(call.services, call.tenant_id, call.params["grant_id"])
+    return json_response(grant_json(grant))
+
+
+async def subject_clients(call: Call) -> Response:
+    found = await subjects.subject_clients(call.services, call.tenant_id, call.params["sub"])
+    return json_response({"clients": [subject_client_json(e) for e in found]})
+
+
+async def withdraw_client(call: Call) -> Response:
+    count = await subjects.withdraw_client(
+        call.services, call.tenant_id, call.params["sub"], call.params["client_id"]
+    )
+    return json_response({"revoked": count})
+
+
+async def list_events(call: Call) -> Response:
+    query = call.request.query_params
+    after = events.parse_after(query.get("after"))
+    limit = events.parse_limit(query.get("limit"))
+    found, next_cursor = await events.list_events(call.services, call.tenant_id, after, limit)
+    return json_response(events_json(found, next_cursor))
+
+
+# --- wiring ----------------------------------------------------------------------------
+
+
+OPERATOR_ONLY = False
+TENANT_KEYS = True
+"""Whether the tenant's own admin keys may call a method (the operator always may)."""
+
+
+def resource(path: str, methods: dict[str, tuple[Handler, bool]]) -> Route:
+    """One path, a handler per method; authentication and errors handled here."""
+
+    async def endpoint(request: Request) -> Response:
+        services: Services = request.app.state.services
+        handler, tenant_key = methods["GET" if request.method == "HEAD" else request.method]
+        try:
+            principal = await authenticate(services, request)
+            params = path_params(request)
+            tenant_id = params.get("tenant_id")
+            if tenant_id is not None:
+                log_fields(request.scope)["tenant_id"] = tenant_id
+            authorize(principal, tenant_id, tenant_key=tenant_key)
+            return await handler(Call(request, services, principal, params))
+        except ServiceError as exc:
+            return error_response(exc)
+
+    return Route(path, endpoint, methods=list(methods))
 
 
 def admin_routes() -> list[BaseRoute]:
-    return []
+    """Matched on the percent-encoded path; a trailing ``:path`` id may hold a raw ``/``."""
+    tenant = "/tenants/{tenant_id}"
+    routes = [
+        resource("/tenants", {"GET": (list_tenants, OPERATOR_ONLY)}),
+        resource(
+            tenant,
+            {
+                "PUT": (put_tenant, OPERATOR_ONLY),
+                "GET": (get_tenant, TENANT_KEYS),
+                "PATCH": (patch_tenant, TENANT_KEYS),
+                "DELETE": (delete_tenant, OPERATOR_ONLY),
+            },
+        ),
+        resource(
+            f"{tenant}/admin-keys",
+            {"POST": (create_admin_key, OPERATOR_ONLY), "GET": (list_admin_keys, OPERATOR_ONLY)},
+        ),
+        resource(f"{tenant}/admin-keys/{{key_id}}", {"DELETE": (delete_admin_key, OPERATOR_ONLY)}),
+        resource(f"{tenant}/clients", {"GET": (list_clients, TENANT_KEYS)}),
+        resource(
+            f"{tenant}/clients/{{client_id:path}}",
+            {
+                "PUT": (put_client, TENANT_KEYS),
+                "GET": (get_client, TENANT_KEYS),
+                "DELETE": (delete_client, TENANT_KEYS),
+            },
+        ),
+        resource(f"{tenant}/credentials", {"POST": (register_credentials, TENANT_KEYS)}),
+        resource(
+            f"{tenant}/grants/{{grant_id:path}}",
+            {"PUT": (put_grant, TENANT_KEYS), "GET": (get_grant, TENANT_KEYS)},
+        ),
+        resource(f"{tenant}/subjects/{{sub}}/clients", {"GET": (subject_clients, TENANT_KEYS)}),
+        resource(
+            f"{tenant}/subjects/{{sub}}/clients/{{client_id:path}}",
+            {"DELETE": (withdraw_client, TENANT_KEYS)},
+        ),
+        resource(f"{tenant}/events", {"GET": (list_events, TENANT_KEYS)}),
+    ]
+    return [Mount("", app=RawPathRouter(routes))]

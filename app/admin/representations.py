@@ -1,0 +1,79 @@
+"""The JSON the admin API and the CLI answer with, one function per record.
+
+Times are whole seconds since the epoch. Secrets never appear: a client shows
+``has_secret``; a generated ``client_secret`` is added by the caller, once.
+"""
+
+from __future__ import annotations
+
+from app.models import AdminKey, Client, Event, Grant, RegistrationOutcome, SubjectClient, Tenant
+from app.settings import effective, lookup
+from app.types import JSON
+
+
+def tenant_json(tenant: Tenant) -> JSON:
+    """``{"tenant_id", "settings", "created_at", "updated_at"}``; ``settings`` are the
+    effective settings (section 8, nested), defaults filled in."""
+    return {
+        "tenant_id": tenant.tenant_id,
+        "settings": effective(tenant.settings),
+        "created_at": tenant.created_at,
+        "updated_at": tenant.updated_at,
+    }
+
+
+def tenant_summary(tenant: Tenant) -> JSON:
+    return {
+        "tenant_id": tenant.tenant_id,
+        "issuer": lookup(tenant.settings, "issuer"),
+        "enabled": lookup(tenant.settings, "enabled"),
+    }
+
+
+def admin_key_json(key: AdminKey) -> JSON:
+    return {"key_id": key.key_id, "created_at": key.created_at}
+
+
+def client_json(client: Client, generated_secret: str | None = None) -> JSON:
+    """Every client field but the secret; ``jwks``/``jwks_uri`` only when set.
+
+    ``client_secret`` only right after the service generated it.
+    """
+    out: JSON = {
+        "client_id": client.client_id,
+        "type": client.type.value,
+        "token_endpoint_auth_method": client.token_endpoint_auth_method,
+        "scope": " ".join(sorted(client.scope)),
+        "enabled": client.enabled,
+        "has_secret": client.secret_hash is not None or client.secret_encrypted is not None,
+    }
+    if client.jwks is not None:
+        out["jwks"] = client.jwks
+    if client.jwks_uri is not None:
+        out["jwks_uri"] = client.jwks_uri
+    out["created_at"] = client.created_at
+    out["updated_at"] = client.updated_at
+    if generated_secret is not None:
+        out["client_secret"] = generated_secret
+    return out
+
+
+def grant_json(grant: Grant) -> JSON:
+    """``scope`` only when set."""
+    out: JSON = {"grant_id": grant.grant_id, "client_id": grant.client_id, "sub": grant.sub}
+    if grant.scope is not None:
+        out["scope"] = grant.scope
+    out["updated_at"] = grant.updated_at
+    return out
+
+
+def subject_client_json(entry: SubjectClient) -> JSON:
+    return {"client_id": entry.client_id, "credentials": entry.credentials, "grants": entry.grants}
+
+
+def events_json(events: list[Event], next_cursor: str) -> JSON:
+    return {"events": [e.to_json() for e in events], "next": next_cursor}
+
+
+def registration_json(outcome: RegistrationOutcome) -> JSON:
+    return {"registered": outcome.registered, "duplicates": outcome.duplicates}
