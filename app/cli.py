@@ -29,8 +29,12 @@ def parser() -> argparse.ArgumentParser:
         help="proxies whose X-Forwarded-* headers count, comma-separated, or * [127.0.0.1]",
     )
     serve.add_argument("--max-body-bytes", type=int, default=16 * 1024, help="[16384]")
-    serve.add_argument("--log-json", action=argparse.BooleanOptionalAction, default=None,
-                       help="JSON log lines [when not on a terminal]")
+    serve.add_argument(
+        "--log-json",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="JSON log lines [when not on a terminal]",
+    )
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(func=_serve)
     admin_cli.register(commands, add_store_options)
