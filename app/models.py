@@ -71,8 +71,7 @@ class Credential:
     revoked_at: int | None = None
     revoked_cause: str | None = None
 
-    def same_issue(self, other: Credential) -> bool:
-        """True when ``other`` registers the very same issuance (a duplicate, not a clash)."""
+    def _issue(self) -> tuple[object, ...]:
         return (
             self.type,
             self.client_id,
@@ -82,16 +81,11 @@ class Credential:
             self.device_session_id,
             self.scope,
             self.iat,
-        ) == (
-            other.type,
-            other.client_id,
-            other.exp,
-            other.sub,
-            other.grant_id,
-            other.device_session_id,
-            other.scope,
-            other.iat,
         )
+
+    def same_issue(self, other: Credential) -> bool:
+        """True when ``other`` registers the very same issuance (a duplicate, not a clash)."""
+        return self._issue() == other._issue()
 
     def is_live(self, now: int) -> bool:
         return self.revoked_at is None and self.exp > now

@@ -17,7 +17,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Router
 from starlette.types import Receive, Scope, Send
 
-from app.errors import InvalidRequest, NotFound, RequestTooLarge
+from app.errors import InvalidRequest, NotFound
+from app.request_body import read_body
 from app.responses import NO_STORE, error_response
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -60,17 +61,7 @@ async def read_json(request: Request) -> Any:
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media != "application/json" and not media.endswith("+json"):
         raise InvalidRequest("the body must be JSON (Content-Type: application/json)")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise RequestTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise RequestTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
-        chunks.append(chunk)
-    return parse_json(b"".join(chunks))
+    return parse_json(await read_body(request, MAX_BODY_BYTES))
 
 
 def parse_json(body: bytes) -> Any:

@@ -9,7 +9,8 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
-from app.errors import InvalidRequest, RequestTooLarge
+from app.errors import InvalidRequest
+from app.request_body import read_body
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 MAX_FIELDS = 64
@@ -28,23 +29,6 @@ def _check_content_type(value: str | None) -> None:
             "utf8",
         ):
             raise InvalidRequest("the body must be UTF-8")
-
-
-async def read_body(request: Request, max_bytes: int) -> bytes:
-    length = request.headers.get("content-length")
-    if length is not None:
-        if not length.isdigit():
-            raise InvalidRequest("invalid Content-Length")
-        if int(length) > max_bytes:
-            raise RequestTooLarge(f"the body is larger than {max_bytes} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise RequestTooLarge(f"the body is larger than {max_bytes} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 async def read_form(request: Request, max_bytes: int) -> dict[str, str]:
