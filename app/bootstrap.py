@@ -35,10 +35,12 @@ def load_operator_key(config: ServiceConfig) -> str:
 async def open_services(
     config: ServiceConfig, *, store: Store | None = None, clock: Clock = system_clock
 ) -> Services:
+    """Keys, the store (``store``: one the caller opened and will close), the operator key."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
     keys = KeyRing(load_master_key(config.data_dir))
-    store = store or make_store(config)
-    await store.open()
+    if store is None:
+        store = make_store(config)
+        await store.open()
     directory = Directory(store)
     await directory.refresh()
     return Services(config, store, keys, directory, load_operator_key(config), clock)

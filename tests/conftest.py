@@ -13,6 +13,7 @@ from app.application import create_app
 from app.bootstrap import open_services
 from app.config import ServiceConfig
 from app.services import Services
+from tests.store.backends import BACKENDS
 
 OPERATOR_KEY = "test-operator-key-0123456789"
 
@@ -22,16 +23,17 @@ def config(tmp_path: Path) -> ServiceConfig:
     return ServiceConfig(data_dir=tmp_path / "data", tenants_dir=None)
 
 
-@pytest.fixture
+@pytest.fixture(params=list(BACKENDS), ids=list(BACKENDS))
 async def services(
-    config: ServiceConfig, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest,
+    config: ServiceConfig,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> AsyncIterator[Services]:
+    """The service on a fresh store of each backend: the HTTP suite runs against both."""
     monkeypatch.setenv("REVOCATION_ADMIN_KEY", OPERATOR_KEY)
-    opened = await open_services(config)
-    try:
-        yield opened
-    finally:
-        await opened.store.close()
+    async with BACKENDS[request.param](tmp_path) as store:
+        yield await open_services(config, store=store)
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""MongoDB store (PyMongo's async API): ``app.store.mongodb.store.MongoStore``."""

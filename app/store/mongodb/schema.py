@@ -1,0 +1,106 @@
+"""Collections and indexes, created idempotently at ``open()``.
+
+The tenant id leads every index, so each query names one tenant and stays within its
+range. Two exceptions are inherent: issuers are unique across tenants, and a TTL index
+must be on a single date field. Indexes are named, so a changed definition fails loudly
+(``IndexOptionsConflict``) instead of creating a second index beside the old one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo import ASCENDING, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import CollectionInvalid, OperationFailure
+
+Document = dict[str, Any]
+
+TENANTS = "tenants"
+ISSUERS = "issuers"
+ADMIN_KEYS = "admin_keys"
+CLIENTS = "clients"
+CREDENTIALS = "credentials"
+GRANTS = "grants"
+SESSIONS = "ended_sessions"
+MARKS = "not_before_marks"
+DENY_LIST = "deny_list"
+EVENTS = "events"
+COUNTERS = "counters"
+
+CONFIG_COLLECTIONS = (TENANTS, ISSUERS, CLIENTS, ADMIN_KEYS)
+"""What ``config_version()`` follows: a change here must reach every instance's cache."""
+
+EXPIRE_AT = "expire_at"
+"""BSON date = ``exp`` + retention: the TTL monitor drops the document after it."""
+
+NAMESPACE_EXISTS = 48
+
+
+@dataclass(frozen=True, slots=True)
+class Index:
+    name: str
+    keys: tuple[str, ...]
+    unique: bool = False
+    ttl: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def model(self) -> IndexModel:
+        options: dict[str, Any] = {"name": self.name, **self.options}
+        if self.unique:
+            options["unique"] = True
+        if self.ttl:
+            options["expireAfterSeconds"] = 0
+        return IndexModel([(key, ASCENDING) for key in self.keys], **options)
+
+
+INDEXES: dict[str, tuple[Index, ...]] = {
+    TENANTS: (Index("tenant", ("tenant_id",), unique=True),),
+    ISSUERS: (
+        Index("issuer", ("issuer",), unique=True),
+        Index("tenant_issuer", ("tenant_id", "issuer")),
+    ),
+    ADMIN_KEYS: (Index("tenant_key", ("tenant_id", "key_id"), unique=True),),
+    CLIENTS: (Index("tenant_client", ("tenant_id", "client_id"), unique=True),),
+    CREDENTIALS: (
+        Index("tenant_token", ("tenant_id", "token_hash"), unique=True),
+        Index("tenant_grant", ("tenant_id", "grant_id")),
+        # (tenant, sub, client) serves both ByClientSubject and subject_clients();
+        # (tenant, client) serves ByClient.
+        Index("tenant_sub_client", ("tenant_id", "sub", "client_id")),
+        Index("tenant_client", ("tenant_id", "client_id")),
+        Index("tenant_session", ("tenant_id", "device_session_id")),
+        Index("ttl", (EXPIRE_AT,), ttl=True),
+    ),
+    GRANTS: (
+        Index("tenant_grant", ("tenant_id", "grant_id"), unique=True),
+        Index("tenant_sub_client", ("tenant_id", "sub", "client_id")),
+    ),
+    SESSIONS: (Index("tenant_session", ("tenant_id", "device_session_id"), unique=True),),
+    MARKS: (Index("tenant_mark", ("tenant_id", "kind", "key"), unique=True),),
+    DENY_LIST: (
+        Index("tenant_key", ("tenant_id", "key"), unique=True),
+        Index("ttl", (EXPIRE_AT,), ttl=True),
+    ),
+    EVENTS: (Index("tenant_event", ("tenant_id", "id"), unique=True),),
+    COUNTERS: (Index("tenant_counter", ("tenant_id", "name"), unique=True),),
+}
+
+
+async def ensure_schema(db: AsyncDatabase[Document]) -> None:
+    """Create missing collections and indexes; leave existing ones alone.
+
+    Collections are created up front: a transaction's first write must not have to.
+    """
+    existing = set(await db.list_collection_names())
+    for name, indexes in INDEXES.items():
+        if name not in existing:
+            try:
+                await db.create_collection(name)
+            except CollectionInvalid:
+                pass  # another instance created it first
+            except OperationFailure as exc:
+                if exc.code != NAMESPACE_EXISTS:
+                    raise
+        await db[name].create_indexes([index.model() for index in indexes])

@@ -1,0 +1,444 @@
+"""``MongoStore``: the Store protocol on MongoDB 7+ through PyMongo's async API.
+
+Writes that touch more than one document (tenants with their issuers, tenant deletion,
+credential registration, revocation) run in multi-document transactions (snapshot reads,
+majority journaled commits, see ``transactions``). Every other write is one atomic
+single-document operation with the same write concern; reads are majority reads on the
+primary. A server that is gone fails a call within ``serverSelectionTimeoutMS`` with
+``StoreUnavailable``, and the driver reconnects by itself when it is back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlsplit
+
+from pymongo import AsyncMongoClient, ReadPreference
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.read_concern import ReadConcern
+
+from app.errors import Conflict
+from app.models import (
+    AdminKey,
+    Client,
+    Credential,
+    Event,
+    Grant,
+    MarkKind,
+    RegistrationOutcome,
+    RevocationOutcome,
+    RevocationPlan,
+    SubjectClient,
+    Tenant,
+)
+from app.store.mongodb import documents as docs
+from app.store.mongodb import schema
+from app.store.mongodb.errors import is_duplicate_key, translate_errors
+from app.store.mongodb.registration import register
+from app.store.mongodb.revocation import NotApplied, apply_plan
+from app.store.mongodb.transactions import MAJORITY, run_in_transaction
+from app.store.mongodb.turns import Turns
+from app.store.mongodb.watcher import ConfigWatcher
+from app.types import ClientId, TenantId, TokenHash
+
+T = TypeVar("T")
+Document = dict[str, Any]
+
+CLIENT_DEFAULTS: dict[str, Any] = {
+    "serverSelectionTimeoutMS": 2_000,
+    "connectTimeoutMS": 2_000,
+    "socketTimeoutMS": 30_000,
+    "appname": "revocation-service",
+}
+"""Applied unless the URI sets the option: fail fast (503) when the server is gone."""
+
+PURGE_CHUNK = 5_000
+"""Documents per purge round trip, so no single delete runs long."""
+
+
+def client_options(uri: str) -> dict[str, Any]:
+    """``CLIENT_DEFAULTS`` less what the URI sets (keyword arguments would override it)."""
+    in_uri = {key.lower() for key, _ in parse_qsl(urlsplit(uri).query)}
+    return {key: value for key, value in CLIENT_DEFAULTS.items() if key.lower() not in in_uri}
+
+
+class MongoStore:
+    name = "mongodb"
+
+    def __init__(
+        self,
+        uri: str,
+        database_name: str = "revocation",
+        *,
+        retention_s: int = 86_400,
+        refresh_interval_s: float = 30.0,
+        transaction_retry_s: float = 10.0,
+    ) -> None:
+        """``retention_s``: how long after ``exp`` the TTL monitor may drop a credential
+        or deny entry. ``refresh_interval_s``: period of the fallback config refresh.
+        ``transaction_retry_s``: how long write conflicts and other transient
+        transaction errors are retried."""
+        self._uri = uri
+        self._database_name = database_name
+        self._retention_s = retention_s
+        self._refresh_interval_s = refresh_interval_s
+        self._transaction_retry_s = transaction_retry_s
+        self._client: AsyncMongoClient[Document] | None = None
+        self._database: AsyncDatabase[Document] | None = None
+        self._watcher: ConfigWatcher | None = None
+        self._turns = Turns()
+
+    # --- plumbing ------------------------------------------------------------------------
+    @property
+    def _db(self) -> AsyncDatabase[Document]:
+        if self._database is None:
+            raise RuntimeError("MongoStore is not open")
+        return self._database
+
+    def _coll(self, name: str) -> AsyncCollection[Document]:
+        return self._db[name]
+
+    def _config_changed(self) -> None:
+        """This instance sees its own configuration writes at once."""
+        if self._watcher is not None:
+            self._watcher.bump()
+
+    async def _transaction(self, callback: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
+        if self._client is None:
+            raise RuntimeError("MongoStore is not open")
+        return await run_in_transaction(
+            self._client, callback, retry_for_s=self._transaction_retry_s
+        )
+
+    # --- lifecycle -----------------------------------------------------------------------
+    @translate_errors
+    async def open(self) -> None:
+        if self._client is not None:
+            return
+        client: AsyncMongoClient[Document] = AsyncMongoClient(
+            self._uri, tz_aware=True, **client_options(self._uri)
+        )
+        try:
+            database = client.get_database(
+                self._database_name,
+                write_concern=MAJORITY,
+                read_concern=ReadConcern("majority"),
+                read_preference=ReadPreference.PRIMARY,
+            )
+            await schema.ensure_schema(database)
+            watcher = ConfigWatcher(database, self._refresh_interval_s)
+            await watcher.start()
+        except BaseException:
+            await client.close()
+            raise
+        self._client, self._database, self._watcher = client, database, watcher
+
+    async def close(self) -> None:
+        client, watcher = self._client, self._watcher
+        self._client = self._database = self._watcher = None
+        if watcher is not None:
+            await watcher.stop()
+        if client is not None:
+            await client.close()
+
+    @translate_errors
+    async def ping(self) -> None:
+        await self._db.command("ping")
+
+    @property
+    def watching(self) -> bool:
+        """Whether the change stream behind ``config_version()`` is open right now."""
+        return self._watcher is not None and self._watcher.connected
+
+    async def config_version(self) -> int:
+        if self._watcher is None:
+            raise RuntimeError("MongoStore is not open")
+        return self._watcher.version()
+
+    # --- tenants ---------------------------------------------------------------------
+    @translate_errors
+    async def list_tenants(self) -> list[Tenant]:
+        cursor = self._coll(schema.TENANTS).find({}, {"_id": False}).sort("tenant_id", 1)
+        return [docs.tenant_of(doc) async for doc in cursor]
+
+    @translate_errors
+    async def get_tenant(self, tenant_id: TenantId) -> Tenant | None:
+        doc = await self._coll(schema.TENANTS).find_one({"tenant_id": tenant_id})
+        return None if doc is None else docs.tenant_of(doc)
+
+    @translate_errors
+    async def put_tenant(self, tenant: Tenant, issuers: Sequence[str]) -> Tenant:
+        tenant_id = tenant.tenant_id
+        wanted = list(dict.fromkeys(issuers))
+
+        async def put(session: AsyncClientSession) -> Tenant:
+            taken = await self._coll(schema.ISSUERS).find_one(
+                {"issuer": {"$in": wanted}, "tenant_id": {"$ne": tenant_id}}, session=session
+            )
+            if taken is not None:
+                raise Conflict(f"issuer already in use: {taken['issuer']}")
+            old = await self._coll(schema.TENANTS).find_one(
+                {"tenant_id": tenant_id}, session=session
+            )
+            stored = Tenant(
+                tenant_id=tenant_id,
+                settings=tenant.settings,
+                key_salt=tenant.key_salt if old is None else old["key_salt"],
+                created_at=tenant.created_at if old is None else old["created_at"],
+                updated_at=tenant.updated_at,
+            )
+            await self._coll(schema.TENANTS).replace_one(
+                {"tenant_id": tenant_id}, docs.tenant_doc(stored), upsert=True, session=session
+            )
+            issuers = self._coll(schema.ISSUERS)
+            await issuers.delete_many(
+                {"tenant_id": tenant_id, "issuer": {"$nin": wanted}}, session=session
+            )
+            kept = await issuers.distinct("issuer", {"tenant_id": tenant_id}, session=session)
+            new = [issuer for issuer in wanted if issuer not in kept]
+            if new:
+                await issuers.insert_many(
+                    [{"tenant_id": tenant_id, "issuer": issuer} for issuer in new],
+                    session=session,
+                )
+            return stored
+
+        try:
+            stored = await self._transaction(put)
+        except PyMongoError as exc:
+            if is_duplicate_key(exc):
+                raise Conflict("issuer already in use") from exc
+            raise
+        self._config_changed()
+        return stored
+
+    @translate_errors
+    async def delete_tenant(self, tenant_id: TenantId) -> bool:
+        async def delete(session: AsyncClientSession) -> bool:
+            result = await self._coll(schema.TENANTS).delete_one(
+                {"tenant_id": tenant_id}, session=session
+            )
+            for name in schema.INDEXES:
+                if name != schema.TENANTS:
+                    await self._coll(name).delete_many({"tenant_id": tenant_id}, session=session)
+            return result.deleted_count > 0
+
+        deleted = await self._transaction(delete)
+        if deleted:
+            self._config_changed()
+        return deleted
+
+    # --- tenant admin keys ---------------------------------------------------------------
+    @translate_errors
+    async def add_admin_key(self, key: AdminKey) -> None:
+        try:
+            await self._coll(schema.ADMIN_KEYS).insert_one(docs.admin_key_doc(key))
+        except DuplicateKeyError as exc:
+            raise Conflict("an admin key with this key_id exists") from exc
+        self._config_changed()
+
+    @translate_errors
+    async def get_admin_key(self, tenant_id: TenantId, key_id: str) -> AdminKey | None:
+        doc = await self._coll(schema.ADMIN_KEYS).find_one(
+            {"tenant_id": tenant_id, "key_id": key_id}
+        )
+        return None if doc is None else docs.admin_key_of(doc)
+
+    @translate_errors
+    async def list_admin_keys(self, tenant_id: TenantId) -> list[AdminKey]:
+        cursor = self._coll(schema.ADMIN_KEYS).find({"tenant_id": tenant_id}).sort("key_id", 1)
+        return [docs.admin_key_of(doc) async for doc in cursor]
+
+    @translate_errors
+    async def delete_admin_key(self, tenant_id: TenantId, key_id: str) -> bool:
+        result = await self._coll(schema.ADMIN_KEYS).delete_one(
+            {"tenant_id": tenant_id, "key_id": key_id}
+        )
+        if result.deleted_count:
+            self._config_changed()
+        return result.deleted_count > 0
+
+    # --- clients ------------------------------------------------------------------------
+    @translate_errors
+    async def get_client(self, tenant_id: TenantId, client_id: ClientId) -> Client | None:
+        doc = await self._coll(schema.CLIENTS).find_one(
+            {"tenant_id": tenant_id, "client_id": client_id}
+        )
+        return None if doc is None else docs.client_of(doc)
+
+    @translate_errors
+    async def list_clients(self, tenant_id: TenantId) -> list[Client]:
+        cursor = self._coll(schema.CLIENTS).find({"tenant_id": tenant_id}).sort("client_id", 1)
+        return [docs.client_of(doc) async for doc in cursor]
+
+    @translate_errors
+    async def put_client(self, client: Client) -> None:
+        await self._coll(schema.CLIENTS).update_one(
+            {"tenant_id": client.tenant_id, "client_id": client.client_id},
+            {
+                "$set": docs.client_doc(client),
+                "$setOnInsert": {"created_at": client.created_at},
+            },
+            upsert=True,
+        )
+        self._config_changed()
+
+    @translate_errors
+    async def delete_client(self, tenant_id: TenantId, client_id: ClientId) -> bool:
+        result = await self._coll(schema.CLIENTS).delete_one(
+            {"tenant_id": tenant_id, "client_id": client_id}
+        )
+        if result.deleted_count:
+            self._config_changed()
+        return result.deleted_count > 0
+
+    # --- credentials ----------------------------------------------------------------------
+    @translate_errors
+    async def register_credentials(
+        self, tenant_id: TenantId, credentials: Sequence[Credential]
+    ) -> RegistrationOutcome:
+        if not credentials:
+            return RegistrationOutcome(registered=0, duplicates=0)
+
+        async def insert(session: AsyncClientSession) -> RegistrationOutcome:
+            return await register(self._db, session, tenant_id, credentials, self._retention_s)
+
+        try:
+            return await self._transaction(insert)
+        except PyMongoError as exc:
+            if not is_duplicate_key(exc):
+                raise
+        # A concurrent registration of the same token committed between our read and our
+        # insert: once more, now that it is visible, it counts as a duplicate or clashes.
+        return await self._transaction(insert)
+
+    @translate_errors
+    async def find_credential(
+        self, tenant_id: TenantId, token_hash: TokenHash
+    ) -> Credential | None:
+        doc = await self._coll(schema.CREDENTIALS).find_one(
+            {"tenant_id": tenant_id, "token_hash": token_hash}, docs.HIDDEN
+        )
+        return None if doc is None else docs.credential_of(doc)
+
+    # --- grants and subjects -----------------------------------------------------------
+    @translate_errors
+    async def put_grant(self, grant: Grant) -> None:
+        await self._coll(schema.GRANTS).replace_one(
+            {"tenant_id": grant.tenant_id, "grant_id": grant.grant_id},
+            docs.grant_doc(grant),
+            upsert=True,
+        )
+
+    @translate_errors
+    async def get_grant(self, tenant_id: TenantId, grant_id: str) -> Grant | None:
+        doc = await self._coll(schema.GRANTS).find_one(
+            {"tenant_id": tenant_id, "grant_id": grant_id}
+        )
+        return None if doc is None else docs.grant_of(doc)
+
+    @translate_errors
+    async def subject_clients(self, tenant_id: TenantId, sub: str, now: int) -> list[SubjectClient]:
+        by_client = [{"$group": {"_id": "$client_id", "n": {"$sum": 1}}}]
+        live = {"tenant_id": tenant_id, "sub": sub, "revoked_at": None, "exp": {"$gt": now}}
+        credentials: dict[str, int] = {
+            doc["_id"]: doc["n"]
+            async for doc in await self._coll(schema.CREDENTIALS).aggregate(
+                [{"$match": live}, *by_client]
+            )
+        }
+        grants: dict[str, int] = {
+            doc["_id"]: doc["n"]
+            async for doc in await self._coll(schema.GRANTS).aggregate(
+                [{"$match": {"tenant_id": tenant_id, "sub": sub}}, *by_client]
+            )
+        }
+        return [
+            SubjectClient(client_id, credentials.get(client_id, 0), grants.get(client_id, 0))
+            for client_id in sorted(credentials.keys() | grants.keys())
+        ]
+
+    # --- revocation ------------------------------------------------------------------
+    @translate_errors
+    async def apply_revocation(
+        self, tenant_id: TenantId, plan: RevocationPlan
+    ) -> RevocationOutcome:
+        async def apply(session: AsyncClientSession) -> RevocationOutcome:
+            return await apply_plan(self._db, session, tenant_id, plan, self._retention_s)
+
+        try:
+            if not plan.events:  # no event counter to queue up on
+                return await self._transaction(apply)
+            async with self._turns.turn(tenant_id):
+                return await self._transaction(apply)
+        except NotApplied:
+            return RevocationOutcome(applied=False, count=0)
+
+    @translate_errors
+    async def ended_session(self, tenant_id: TenantId, device_session_id: str) -> int | None:
+        doc = await self._coll(schema.SESSIONS).find_one(
+            {"tenant_id": tenant_id, "device_session_id": device_session_id}
+        )
+        return None if doc is None else int(doc["ended_at"])
+
+    @translate_errors
+    async def not_before(
+        self, tenant_id: TenantId, marks: Sequence[tuple[MarkKind, str]]
+    ) -> int | None:
+        if not marks:
+            return None
+        cursor = self._coll(schema.MARKS).find(
+            {
+                "tenant_id": tenant_id,
+                "$or": [{"kind": kind.value, "key": key} for kind, key in marks],
+            },
+            {"at": True, "_id": False},
+        )
+        found = [int(doc["at"]) async for doc in cursor]
+        return max(found, default=None)
+
+    @translate_errors
+    async def is_denied(self, tenant_id: TenantId, key: str) -> bool:
+        doc = await self._coll(schema.DENY_LIST).find_one(
+            {"tenant_id": tenant_id, "key": key}, {"_id": True}
+        )
+        return doc is not None
+
+    # --- events ----------------------------------------------------------------------------
+    @translate_errors
+    async def list_events(self, tenant_id: TenantId, after: int, limit: int) -> list[Event]:
+        if limit <= 0:
+            return []  # a MongoDB limit of 0 means no limit
+        cursor = (
+            self._coll(schema.EVENTS)
+            .find({"tenant_id": tenant_id, "id": {"$gt": after}}, {"_id": False})
+            .sort("id", 1)
+            .limit(limit)
+        )
+        return [docs.event_of(doc) async for doc in cursor]
+
+    # --- housekeeping ------------------------------------------------------------------
+    @translate_errors
+    async def purge_expired(self, before: int) -> int:
+        """The TTL indexes do this continuously; this catches up with what the TTL monitor
+        has not reached yet, in chunks, walking the TTL index (``expire_at``)."""
+        expired = {
+            schema.EXPIRE_AT: {"$lt": docs.expire_at(before, self._retention_s)},
+            "exp": {"$lt": before},
+        }
+        dropped = 0
+        for name in (schema.CREDENTIALS, schema.DENY_LIST):
+            collection = self._coll(name)
+            while True:
+                chunk = collection.find(expired, {"_id": True}).limit(PURGE_CHUNK)
+                ids = [doc["_id"] async for doc in chunk]
+                if ids:
+                    result = await collection.delete_many({"_id": {"$in": ids}, **expired})
+                    dropped += result.deleted_count
+                if len(ids) < PURGE_CHUNK:
+                    break
+        return dropped

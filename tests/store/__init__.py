@@ -1,0 +1,1 @@
+"""Store contract tests, run against every backend in ``backends.BACKENDS``."""

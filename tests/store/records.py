@@ -1,0 +1,179 @@
+"""Builders for the records the contract tests store, and a tenant full of data."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from app.models import (
+    AdminKey,
+    ByHash,
+    Client,
+    ClientType,
+    Credential,
+    DenyEntry,
+    EventDraft,
+    Grant,
+    MarkKind,
+    NotBeforeMark,
+    RevocationPlan,
+    Tenant,
+    TokenType,
+)
+from app.store.base import Store
+from app.types import TenantId
+
+NOW = 1_700_000_000
+LATER = NOW + 3_600
+
+AT = TokenType.ACCESS_TOKEN
+RT = TokenType.REFRESH_TOKEN
+DS = TokenType.DEVICE_SECRET
+
+
+def issuer(tenant_id: TenantId) -> str:
+    return f"https://{tenant_id}.example.com"
+
+
+def h(token: str) -> bytes:
+    """A stand-in for the keyed hash of ``token`` (the store never sees tokens)."""
+    return hashlib.sha256(token.encode()).digest()
+
+
+def tenant(tenant_id: TenantId = "acme", **fields: Any) -> Tenant:
+    values: dict[str, Any] = {
+        "settings": {"issuer": issuer(tenant_id)},
+        "key_salt": hashlib.sha256(tenant_id.encode()).digest()[:16],
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
+    values.update(fields)
+    return Tenant(tenant_id=tenant_id, **values)
+
+
+async def add_tenant(store: Store, tenant_id: TenantId = "acme") -> Tenant:
+    return await store.put_tenant(tenant(tenant_id), [issuer(tenant_id)])
+
+
+def client(tenant_id: TenantId, client_id: str = "app", **fields: Any) -> Client:
+    values: dict[str, Any] = {
+        "type": ClientType.CONFIDENTIAL,
+        "token_endpoint_auth_method": "client_secret_basic",
+        "secret_hash": b"\x01" * 32,
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
+    values.update(fields)
+    return Client(tenant_id=tenant_id, client_id=client_id, **values)
+
+
+def credential(
+    tenant_id: TenantId,
+    token: str,
+    type: TokenType = AT,
+    client_id: str = "app",
+    **fields: Any,
+) -> Credential:
+    values: dict[str, Any] = {"exp": LATER, "iat": NOW - 60}
+    values.update(fields)
+    return Credential(tenant_id, h(token), type, client_id, **values)
+
+
+def revoked(cause: str = "grant", time: int = NOW, **fields: Any) -> EventDraft:
+    return EventDraft(type="revoked", cause=cause, time=time, **fields)
+
+
+def revoke_token(token: str, *, cause: str = "token", at: int = NOW) -> RevocationPlan:
+    """The plan for revoking one registered token, with one ``revoked`` event."""
+    return RevocationPlan(
+        revoked_at=at,
+        cause=cause,
+        primary=h(token),
+        selectors=(ByHash(h(token)),),
+        events=(revoked(cause, at),),
+    )
+
+
+async def is_revoked(store: Store, tenant_id: TenantId, token: str) -> bool:
+    found = await store.find_credential(tenant_id, h(token))
+    assert found is not None
+    return found.revoked_at is not None
+
+
+@dataclass(frozen=True)
+class Populated:
+    tenant: Tenant
+    client: Client
+    key: AdminKey
+    grant: Grant
+
+
+async def populate(store: Store, tenant_id: TenantId) -> Populated:
+    """A tenant with one of everything the store keeps."""
+    stored = await add_tenant(store, tenant_id)
+    app = client(tenant_id)
+    await store.put_client(app)
+    key = AdminKey(tenant_id, "k1", b"\x02" * 32, NOW)
+    await store.add_admin_key(key)
+    grant = Grant(tenant_id, "g1", "app", "alice", "openid", NOW)
+    await store.put_grant(grant)
+    await store.register_credentials(
+        tenant_id,
+        [
+            credential(tenant_id, "live", sub="alice", grant_id="g1"),
+            credential(tenant_id, "gone", RT, sub="alice", device_session_id="s1"),
+        ],
+    )
+    outcome = await store.apply_revocation(
+        tenant_id,
+        RevocationPlan(
+            revoked_at=NOW,
+            cause="spid",
+            primary=h("gone"),
+            primary_deny=DenyEntry("jti-1", LATER),
+            selectors=(ByHash(h("gone")),),
+            end_sessions=("s1",),
+            marks=(NotBeforeMark(MarkKind.CLIENT, "app", NOW),),
+            events=(revoked("spid"),),
+        ),
+    )
+    assert outcome.applied
+    return Populated(stored, app, key, grant)
+
+
+async def assert_populated(store: Store, data: Populated) -> None:
+    tid = data.tenant.tenant_id
+    assert await store.get_tenant(tid) == data.tenant
+    assert await store.list_clients(tid) == [data.client]
+    assert await store.list_admin_keys(tid) == [data.key]
+    assert await store.get_grant(tid, "g1") == data.grant
+    assert await store.find_credential(tid, h("live")) is not None
+    assert await is_revoked(store, tid, "gone")
+    assert len(await store.list_events(tid, 0, 100)) == 1
+    assert await store.not_before(tid, [(MarkKind.CLIENT, "app")]) == NOW
+    assert await store.is_denied(tid, "jti-1")
+    assert await store.ended_session(tid, "s1") == NOW
+    assert await store.subject_clients(tid, "alice", NOW) != []
+
+
+async def assert_empty(store: Store, tenant_id: TenantId) -> None:
+    """Nothing of ``populate(store, tenant_id)`` is left."""
+    assert await store.get_tenant(tenant_id) is None
+    await assert_no_data(store, tenant_id)
+
+
+async def assert_no_data(store: Store, tenant_id: TenantId) -> None:
+    """Nothing of ``populate(store, tenant_id)`` but (perhaps) the tenant record is left."""
+    assert await store.get_client(tenant_id, "app") is None
+    assert await store.list_clients(tenant_id) == []
+    assert await store.get_admin_key(tenant_id, "k1") is None
+    assert await store.list_admin_keys(tenant_id) == []
+    assert await store.get_grant(tenant_id, "g1") is None
+    assert await store.find_credential(tenant_id, h("live")) is None
+    assert await store.find_credential(tenant_id, h("gone")) is None
+    assert await store.list_events(tenant_id, 0, 100) == []
+    assert await store.not_before(tenant_id, [(MarkKind.CLIENT, "app")]) is None
+    assert not await store.is_denied(tenant_id, "jti-1")
+    assert await store.ended_session(tenant_id, "s1") is None
+    assert await store.subject_clients(tenant_id, "alice", NOW) == []

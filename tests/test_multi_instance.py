@@ -1,0 +1,232 @@
+"""Two service processes on one MongoDB database (a SecantusDB process here).
+
+A revocation through one instance is seen through the other at once; a tenant setting
+changed through one is in force on the other as soon as the change stream delivers it;
+killing the database mid-load loses no acknowledged revocation, and both instances
+recover without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.secantus import ServerProcess
+from tests.support.server import ServerProcess as Service
+from tests.support.server import running_server
+from tests.support.world import basic
+
+ADMIN_KEY = "multi-instance-operator-key-0123456789"
+OPERATOR = {"Authorization": f"Bearer {ADMIN_KEY}"}
+TENANT = {"Tenant-ID": "shared"}
+SECRET = "shared-app-secret-0123456789"
+APP = {**TENANT, **basic("app", SECRET)}
+RS = {**TENANT, **basic("rs", SECRET)}
+# Well above the change stream's delivery time and well below the periodic full
+# refresh (30 s), so passing proves the change stream did it.
+PROPAGATION_DEADLINE_S = 10.0
+
+
+@pytest.fixture
+def mongo(tmp_path: Path) -> Iterator[ServerProcess]:
+    server = ServerProcess(tmp_path / "mongo", sync_on_commit=True)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def instances(tmp_path: Path, mongo: ServerProcess) -> Iterator[tuple[Service, Service]]:
+    env = {
+        "REVOCATION_MASTER_KEY": secrets.token_hex(32),
+        "REVOCATION_ADMIN_KEY": ADMIN_KEY,
+        "PATH": os.environ.get("PATH", ""),
+    }
+    database = f"multi_{secrets.token_hex(4)}"
+    with ExitStack() as stack:
+        a, b = (
+            stack.enter_context(
+                running_server(
+                    [
+                        "--no-tenants",
+                        "--data-dir",
+                        str(tmp_path / name),
+                        "--mongodb-uri",
+                        mongo.uri.replace("/?", f"/{database}?"),
+                    ],
+                    cwd=tmp_path,
+                    env=env,
+                )
+            )
+            for name in ("a", "b")
+        )
+        yield a, b
+
+
+async def _setup(http_a: httpx.AsyncClient, tokens: int) -> None:
+    r = await http_a.put(
+        "/admin/v1/tenants/shared", json={"issuer": "https://shared.example"}, headers=OPERATOR
+    )
+    assert r.status_code == 201, r.text
+    for client_id, scope in (("app", ""), ("rs", "introspect")):
+        r = await http_a.put(
+            f"/admin/v1/tenants/shared/clients/{client_id}",
+            headers=OPERATOR,
+            json={"type": "confidential", "client_secret": SECRET, "scope": scope},
+        )
+        assert r.status_code == 201, r.text
+    batch = [
+        {"token": f"tok-{i}", "type": "access_token", "client_id": "app", "exp": 2**31}
+        for i in range(tokens)
+    ]
+    r = await http_a.post("/admin/v1/tenants/shared/credentials", json=batch, headers=OPERATOR)
+    assert r.json() == {"registered": tokens, "duplicates": 0}
+
+
+async def _until(predicate, deadline_s: float) -> float:  # type: ignore[no-untyped-def]
+    """Await ``predicate()`` until it is true; return how long it took (bounded)."""
+    started = time.monotonic()
+    while time.monotonic() - started < deadline_s:
+        if await predicate():
+            return time.monotonic() - started
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"not true within {deadline_s} s")
+
+
+async def test_revocation_and_settings_cross_instances(instances: tuple[Service, Service]) -> None:
+    a, b = instances
+    async with (
+        httpx.AsyncClient(base_url=a.url, timeout=10) as http_a,
+        httpx.AsyncClient(base_url=b.url, timeout=10) as http_b,
+    ):
+        await _setup(http_a, 10)
+
+        async def b_knows_tenant() -> bool:
+            return (
+                await http_b.get("/.well-known/openid-configuration", headers=TENANT)
+            ).status_code == 200
+
+        took = await _until(b_knows_tenant, PROPAGATION_DEADLINE_S)
+        print(f"tenant created through A known to B after {took * 1000:.0f} ms")
+
+        # Revocation state is never cached: B sees A's revocation at once, and back.
+        assert (
+            await http_a.post("/token/revoke", data={"token": "tok-1"}, headers=APP)
+        ).status_code == 200
+        assert (
+            await http_b.post("/token/introspect", data={"token": "tok-1"}, headers=RS)
+        ).json() == {"active": False}
+        assert (
+            await http_b.post("/token/revoke", data={"token": "tok-2"}, headers=APP)
+        ).status_code == 200
+        assert (
+            await http_a.post("/token/introspect", data={"token": "tok-2"}, headers=RS)
+        ).json() == {"active": False}
+        assert (await http_a.post("/token/introspect", data={"token": "tok-3"}, headers=RS)).json()[
+            "active"
+        ] is True
+
+        # A setting changed through A is in force on B.
+        r = await http_a.patch(
+            "/admin/v1/tenants/shared", json={"revocation": {"enabled": False}}, headers=OPERATOR
+        )
+        assert r.status_code == 200
+
+        async def b_refuses() -> bool:
+            r = await http_b.post("/token/revoke", data={"token": "tok-3"}, headers=APP)
+            return r.status_code == 404
+
+        took = await _until(b_refuses, PROPAGATION_DEADLINE_S)
+        print(f"setting changed through A in force on B after {took * 1000:.0f} ms")
+        assert (await http_a.post("/token/introspect", data={"token": "tok-3"}, headers=RS)).json()[
+            "active"
+        ] is True
+
+        # A client's new secret, set through B, works on A.
+        r = await http_b.put(
+            "/admin/v1/tenants/shared/clients/app",
+            headers=OPERATOR,
+            json={"type": "confidential", "client_secret": "rotated-secret-0123456789"},
+        )
+        assert r.status_code == 200
+
+        async def a_accepts_rotated() -> bool:
+            r = await http_a.post(
+                "/token/introspect",
+                data={"token": "x"},
+                headers={**TENANT, **basic("app", "rotated-secret-0123456789")},
+            )
+            return r.status_code == 403  # authenticated, lacks the introspect scope
+
+        await _until(a_accepts_rotated, PROPAGATION_DEADLINE_S)
+
+
+async def test_killing_the_database_mid_load_loses_no_acknowledged_revocation(
+    instances: tuple[Service, Service], mongo: ServerProcess
+) -> None:
+    a, b = instances
+    tokens = 600
+    statuses: dict[str, int] = {}
+    async with (
+        httpx.AsyncClient(base_url=a.url, timeout=30) as http_a,
+        httpx.AsyncClient(base_url=b.url, timeout=30) as http_b,
+    ):
+        await _setup(http_a, tokens)
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for i in range(tokens):
+            queue.put_nowait(i)
+        acknowledged_before_kill = asyncio.Event()
+
+        async def worker(http: httpx.AsyncClient) -> None:
+            while not queue.empty():
+                i = queue.get_nowait()
+                r = await http.post("/token/revoke", data={"token": f"tok-{i}"}, headers=APP)
+                statuses[f"tok-{i}"] = r.status_code
+                if r.status_code == 503:
+                    assert r.json() == {"error": "temporarily_unavailable"}
+                    assert int(r.headers["retry-after"]) > 0
+                if sum(s == 200 for s in statuses.values()) >= 150:
+                    acknowledged_before_kill.set()
+
+        async def chaos() -> None:
+            await acknowledged_before_kill.wait()
+            mongo.kill()  # SIGKILL, mid-load
+            outage = sum(s == 503 for s in statuses.values())
+
+            async def outage_seen() -> bool:
+                return sum(s == 503 for s in statuses.values()) > outage + 20 or queue.empty()
+
+            await _until(outage_seen, 60)
+            r = await http_b.get("/readyz")
+            assert r.status_code == 503
+            await asyncio.to_thread(mongo.start)
+
+        await asyncio.gather(*(worker(h) for h in (http_a, http_b) * 4), chaos())
+
+        # Both instances recover without a restart.
+        for http in (http_a, http_b):
+
+            async def ready(http: httpx.AsyncClient = http) -> bool:
+                return (await http.get("/readyz")).status_code == 200
+
+            await _until(ready, 60)
+        assert set(statuses.values()) <= {200, 503}, statuses
+        assert sum(s == 503 for s in statuses.values()) > 0, "the outage was not observed"
+        acknowledged = [t for t, s in statuses.items() if s == 200]
+        assert len(acknowledged) >= 150
+        for token in acknowledged:
+            r = await http_b.post("/token/introspect", data={"token": token}, headers=RS)
+            assert r.json() == {"active": False}, token
+        # And revocation works again after the outage.
+        r = await http_a.post("/token/revoke", data={"token": "tok-1"}, headers=APP)
+        assert r.status_code == 200
