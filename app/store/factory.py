@@ -10,7 +10,11 @@ def make_store(config: ServiceConfig) -> Store:
     if config.mongodb_uri:
         from app.store.mongodb.store import MongoStore
 
-        return MongoStore(config.mongodb_uri, config.mongodb_database)
+        return MongoStore(
+            config.mongodb_uri,
+            config.mongodb_database,
+            retention_s=config.credential_retention_s,
+        )
     from app.store.sqlite.store import SqliteStore
 
     return SqliteStore(config.data_dir / "revocation.sqlite3")
