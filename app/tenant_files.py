@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from app.admin.clients import client_from_json
-from app.admin.tenants import check_tenant_id, issuers_of
+from app.admin.tenants import check_tenant_id, store_tenant
 from app.errors import ConfigError, Conflict, FieldError
 from app.models import Client, Tenant
 from app.services import Services
@@ -56,20 +56,11 @@ async def _apply_tenant(services: Services, source: str, document: Mapping[str, 
     existing = await services.store.get_tenant(tenant_id)
     if existing is not None and existing.settings == settings:
         return existing
-    now = services.clock()
-    record = Tenant(
-        tenant_id=tenant_id,
-        settings=settings,
-        key_salt=existing.key_salt if existing else os.urandom(16),
-        created_at=existing.created_at if existing else now,
-        updated_at=now,
-    )
     try:
-        return await services.store.put_tenant(record, issuers_of(settings))
+        return await store_tenant(services, tenant_id, settings, existing)
     except Conflict:
-        raise ConfigError(
-            source, "issuer", "the issuer or an alias belongs to another tenant"
-        ) from None
+        reason = "the issuer or an alias belongs to another tenant"
+        raise ConfigError(source, "issuer", reason) from None
 
 
 async def _apply_clients(services: Services, source: str, tenant: Tenant, clients: Any) -> None:

@@ -51,7 +51,7 @@ def issuers_of(settings: Mapping[str, Any]) -> list[str]:
     return [normalize_issuer(u) for u in (settings["issuer"], *settings.get("issuer_aliases", []))]
 
 
-async def _store(
+async def store_tenant(
     services: Services, tenant_id: TenantId, settings: JSON, existing: Tenant | None
 ) -> Tenant:
     now = services.clock()
@@ -73,7 +73,7 @@ async def put_tenant(services: Services, tenant_id: TenantId, body: Any) -> tupl
     check_tenant_id(tenant_id)
     settings = _settings_of(tenant_id, body)
     existing = await services.store.get_tenant(tenant_id)
-    return await _store(services, tenant_id, settings, existing), existing is None
+    return await store_tenant(services, tenant_id, settings, existing), existing is None
 
 
 async def patch_tenant(services: Services, tenant_id: TenantId, patch: Any) -> Tenant:
@@ -83,7 +83,7 @@ async def patch_tenant(services: Services, tenant_id: TenantId, patch: Any) -> T
     same_as_path(patch, "tenant_id", tenant_id)
     patch.pop("tenant_id", None)
     settings = validate(merge_patch(existing.settings, patch))
-    return await _store(services, tenant_id, settings, existing)
+    return await store_tenant(services, tenant_id, settings, existing)
 
 
 async def delete_tenant(services: Services, tenant_id: TenantId) -> None:

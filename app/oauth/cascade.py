@@ -103,11 +103,16 @@ def _other_type_of_grant(c: Credential, types: frozenset[TokenType]) -> tuple[Se
     return (ByGrant(c.grant_id, types),) if c.grant_id else ()
 
 
+def _refresh_takes_grant_access_tokens(c: Credential, now: int, cause: str) -> RevocationPlan:
+    """SPID and CIE alike: a refresh token takes its grant's access tokens."""
+    return _plan(c, now, cause, _other_type_of_grant(c, ACCESS), marks=_grant_mark(c, now))
+
+
 def spid_policy(c: Credential, now: int) -> RevocationPlan:
     """SPID: an access token takes its grant's refresh tokens and ends its SSO session;
     a refresh token takes its grant's access tokens. Other tokens of the subject stay."""
     if c.type is TokenType.REFRESH_TOKEN:
-        return _plan(c, now, "spid", _other_type_of_grant(c, ACCESS), marks=_grant_mark(c, now))
+        return _refresh_takes_grant_access_tokens(c, now, "spid")
     ended = EventDraft(
         type="session_ended",
         cause="spid",
@@ -130,7 +135,7 @@ def spid_policy(c: Credential, now: int) -> RevocationPlan:
 def cie_policy(c: Credential, now: int) -> RevocationPlan:
     """CIE: an access token alone; a refresh token takes its grant's access tokens."""
     if c.type is TokenType.REFRESH_TOKEN:
-        return _plan(c, now, "cie", _other_type_of_grant(c, ACCESS), marks=_grant_mark(c, now))
+        return _refresh_takes_grant_access_tokens(c, now, "cie")
     return _plan(c, now, "cie")
 
 
