@@ -30,6 +30,8 @@ from typing import Self
 
 import secantus
 
+from tests.support.server import free_port
+
 REPLICA_SET = "secantus"
 START_TIMEOUT_S = 30.0
 
@@ -41,13 +43,6 @@ def mongodb_uri(port: int, host: str = "127.0.0.1") -> str:
 def fresh_database_name(prefix: str = "t") -> str:
     """A database of its own for one test (isolation without a server per test)."""
     return f"{prefix}_{uuid.uuid4().hex[:16]}"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class InProcessServer:
