@@ -35,7 +35,9 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="JSON log lines [when not on a terminal]",
     )
-    serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--log-level", default="info", choices=("debug", "info", "warning", "error", "critical")
+    )
     serve.set_defaults(func=_serve)
     admin_cli.register(commands, add_store_options)
     return top

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from app.issuers import normalize_issuer
@@ -37,6 +38,15 @@ class TenantView:
     def of(cls, tenant: Tenant) -> TenantView:
         settings = TenantSettings.of(tenant.settings)
         return cls(tenant, settings, tuple(settings.all_issuers()))
+
+
+@lru_cache(maxsize=4096)
+def _normalized(url: str) -> str | None:
+    """``normalize_issuer`` for request headers, which repeat: memoised, None if invalid."""
+    try:
+        return normalize_issuer(url)
+    except ValueError:
+        return None
 
 
 class Directory:
@@ -82,19 +92,16 @@ class Directory:
         return self._tenants.get(tenant_id)
 
     def by_issuer(self, issuer: str) -> TenantView | None:
-        try:
-            return self._by_issuer.get(normalize_issuer(issuer))
-        except ValueError:
-            return None
+        normalized = _normalized(issuer)
+        return None if normalized is None else self._by_issuer.get(normalized)
 
     def by_url(self, scheme: str, host: str, path: str) -> tuple[TenantView, str] | None:
         """The tenant whose issuer is the longest whole-segment prefix of the URL.
 
         Returns the view and the rest of the path (``/token/revoke``).
         """
-        try:
-            origin = normalize_issuer(f"{scheme}://{host}")
-        except ValueError:
+        origin = _normalized(f"{scheme}://{host}")
+        if origin is None:
             return None
         for prefix, view in self._by_origin.get(origin, ()):
             if path == prefix or path.startswith(prefix + "/") or not prefix:

@@ -85,11 +85,11 @@ class KeyRing:
 
     def token_hash(self, tenant_id: str, salt: bytes, token: str) -> bytes:
         key = self.tenant_key(tenant_id, salt, "token-hash")
-        return hmac.new(key, token.encode(), hashlib.sha256).digest()
+        return hmac.digest(key, token.encode(), "sha256")
 
     def secret_hash(self, tenant_id: str, salt: bytes, secret: str) -> bytes:
         key = self.tenant_key(tenant_id, salt, "client-secret-hash")
-        return hmac.new(key, secret.encode(), hashlib.sha256).digest()
+        return hmac.digest(key, secret.encode(), "sha256")
 
     def seal_secret(self, tenant_id: str, salt: bytes, secret: str, client_id: str) -> bytes:
         key = self.tenant_key(tenant_id, salt, "client-secret-seal")
@@ -101,7 +101,7 @@ class KeyRing:
         return AESGCM(key).decrypt(sealed[:12], sealed[12:], client_id.encode()).decode()
 
     def admin_key_hash(self, key: str) -> bytes:
-        return hmac.new(self._admin_key, key.encode(), hashlib.sha256).digest()
+        return hmac.digest(self._admin_key, key.encode(), "sha256")
 
 
 def equal(a: bytes | str, b: bytes | str) -> bool:

@@ -73,7 +73,6 @@ class RequestContextMiddleware:
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),
                 **fields,
             )
-            structlog.contextvars.clear_contextvars()
 
 
 def _incoming_request_id(scope: Scope) -> str | None:

@@ -23,6 +23,7 @@ TENANT_KEY = "revocation.tenant"
 CLIENT_ADDRESS_KEY = "revocation.client_address"
 OPERATOR_PREFIXES = ("/admin/", "/healthz", "/readyz", "/metrics")
 RFC8414_PREFIX = "/.well-known/oauth-authorization-server"
+MEMO_LIMIT = 4096
 
 
 class TrustedProxies:
@@ -32,12 +33,24 @@ class TrustedProxies:
         entries = list(entries)
         self.any = "*" in entries
         self.networks = [ipaddress.ip_network(e, strict=False) for e in entries if e != "*"]
+        self._known: dict[str, bool] = {}
+        """Answers by peer address: a service sees few peers (its proxies), and parsing
+        an address on every request was a measurable share of the request's cost."""
 
     def __contains__(self, host: str | None) -> bool:
         if host is None:
             return False
         if self.any:
             return True
+        known = self._known.get(host)
+        if known is None:
+            known = self._check(host)
+            if len(self._known) >= MEMO_LIMIT:
+                self._known.clear()
+            self._known[host] = known
+        return known
+
+    def _check(self, host: str) -> bool:
         try:
             address = ipaddress.ip_address(host)
         except ValueError:

@@ -57,6 +57,8 @@ def open_writer(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT:d}")
         migrate(conn)
+        # From now on the writer waits for the lock itself (``writer.begin_immediate``).
+        conn.execute("PRAGMA busy_timeout = 0")
     except BaseException:
         conn.close()
         raise

@@ -59,30 +59,32 @@ def selector_query(selector: Selector) -> tuple[str, dict[str, Any]]:
             return REVOKE_BY_SESSION, {"session": device_session_id, **_types(types)}
 
 
-def is_new(conn: sqlite3.Connection, tenant_id: TenantId, plan: RevocationPlan) -> bool:
-    """False when the plan's primary credential or deny entry was already taken down."""
-    if plan.primary is not None:
-        row = one(
-            conn,
-            "SELECT revoked_at FROM credentials WHERE tenant_id = ? AND token_hash = ?",
-            (tenant_id, plan.primary),
-        )
-        if row is None or row[0] is not None:
-            return False
-    if plan.primary_deny is not None:
-        row = one(
-            conn,
-            "SELECT 1 FROM denied WHERE tenant_id = ? AND key = ?",
-            (tenant_id, plan.primary_deny.key),
-        )
-        if row is not None:
-            return False
-    return True
+def deny_is_new(conn: sqlite3.Connection, tenant_id: TenantId, plan: RevocationPlan) -> bool:
+    """False when the plan's primary deny entry is there already."""
+    if plan.primary_deny is None:
+        return True
+    row = one(
+        conn,
+        "SELECT 1 FROM denied WHERE tenant_id = ? AND key = ?",
+        (tenant_id, plan.primary_deny.key),
+    )
+    return row is None
+
+
+def revoke_primary(conn: sqlite3.Connection, tenant_id: TenantId, plan: RevocationPlan) -> int:
+    """Take down the plan's primary credential: 0 when it is not live (already revoked,
+    or gone), and the plan is then not applied."""
+    if plan.primary is None:
+        return 0
+    params = {"tenant": tenant_id, "at": plan.revoked_at, "cause": plan.cause}
+    return conn.execute(REVOKE_BY_HASH, {**params, "hash": plan.primary}).rowcount
 
 
 def revoke(conn: sqlite3.Connection, tenant_id: TenantId, plan: RevocationPlan) -> int:
     count = 0
     for selector in plan.selectors:
+        if isinstance(selector, ByHash) and selector.token_hash == plan.primary:
+            continue  # taken down first, by revoke_primary
         sql, params = selector_query(selector)
         params.update(tenant=tenant_id, at=plan.revoked_at, cause=plan.cause)
         count += conn.execute(sql, params).rowcount
@@ -90,17 +92,22 @@ def revoke(conn: sqlite3.Connection, tenant_id: TenantId, plan: RevocationPlan) 
 
 
 def delete_grants(conn: sqlite3.Connection, tenant_id: TenantId, plan: RevocationPlan) -> None:
-    conn.executemany(
-        "DELETE FROM grants WHERE tenant_id = ? AND sub = ? AND client_id = ?",
-        [(tenant_id, sub, client_id) for client_id, sub in plan.delete_grants_of],
-    )
-    conn.executemany(
-        "DELETE FROM grants WHERE tenant_id = ? AND grant_id = ?",
-        [(tenant_id, grant_id) for grant_id in plan.delete_grant_ids],
-    )
+    # Each executemany() prepares its statement even for no rows: skip the empty ones.
+    if plan.delete_grants_of:
+        conn.executemany(
+            "DELETE FROM grants WHERE tenant_id = ? AND sub = ? AND client_id = ?",
+            [(tenant_id, sub, client_id) for client_id, sub in plan.delete_grants_of],
+        )
+    if plan.delete_grant_ids:
+        conn.executemany(
+            "DELETE FROM grants WHERE tenant_id = ? AND grant_id = ?",
+            [(tenant_id, grant_id) for grant_id in plan.delete_grant_ids],
+        )
 
 
 def end_sessions(conn: sqlite3.Connection, tenant_id: TenantId, plan: RevocationPlan) -> None:
+    if not plan.end_sessions:
+        return
     conn.executemany(
         """INSERT INTO ended_sessions (tenant_id, device_session_id, ended_at) VALUES (?, ?, ?)
         ON CONFLICT (tenant_id, device_session_id) DO NOTHING""",
@@ -109,6 +116,8 @@ def end_sessions(conn: sqlite3.Connection, tenant_id: TenantId, plan: Revocation
 
 
 def set_marks(conn: sqlite3.Connection, tenant_id: TenantId, plan: RevocationPlan) -> None:
+    if not plan.marks:
+        return
     conn.executemany(
         """INSERT INTO not_before (tenant_id, kind, key, at) VALUES (?, ?, ?, ?)
         ON CONFLICT (tenant_id, kind, key) DO UPDATE SET at = max(at, excluded.at)""",
@@ -166,9 +175,12 @@ def append_events(
 def apply_plan(
     conn: sqlite3.Connection, tenant_id: TenantId, plan: RevocationPlan
 ) -> RevocationOutcome:
-    if not is_new(conn, tenant_id, plan):
+    if not deny_is_new(conn, tenant_id, plan):
         return NOT_APPLIED
-    count = revoke(conn, tenant_id, plan)
+    count = revoke_primary(conn, tenant_id, plan)
+    if plan.primary is not None and count == 0:
+        return NOT_APPLIED
+    count += revoke(conn, tenant_id, plan)
     delete_grants(conn, tenant_id, plan)
     end_sessions(conn, tenant_id, plan)
     set_marks(conn, tenant_id, plan)

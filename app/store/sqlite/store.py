@@ -27,7 +27,8 @@ from app.models import (
     Tenant,
 )
 from app.store.sqlite import revocation, writes
-from app.store.sqlite.connection import open_reader, open_writer
+from app.store.sqlite.config_stamp import ConfigStamp
+from app.store.sqlite.connection import WRITER_BUSY_TIMEOUT_S, open_reader, open_writer
 from app.store.sqlite.errors import closed, translated
 from app.store.sqlite.rows import (
     admin_key_of,
@@ -71,6 +72,7 @@ class SqliteStore:
         self.path = path
         self._writer: Writer | None = None
         self._reader: sqlite3.Connection | None = None
+        self._config = ConfigStamp(path)
 
     @property
     def writer(self) -> Writer:
@@ -84,7 +86,11 @@ class SqliteStore:
     async def open(self) -> None:
         if self._writer is not None:
             return
-        writer = Writer(partial(open_writer, self.path), name=f"sqlite-writer:{self.path.name}")
+        writer = Writer(
+            partial(open_writer, self.path),
+            name=f"sqlite-writer:{self.path.name}",
+            lock_timeout_s=WRITER_BUSY_TIMEOUT_S,
+        )
         await writer.start()
         try:
             with translated():
@@ -93,6 +99,7 @@ class SqliteStore:
             await writer.stop()
             raise
         self._writer = writer
+        self._config.create()
 
     async def close(self) -> None:
         writer, reader = self._writer, self._reader
@@ -108,6 +115,9 @@ class SqliteStore:
         self._rows("SELECT version FROM config_version WHERE id = 1", ())
 
     async def config_version(self) -> int:
+        return self._config.version(self._read_config_version)
+
+    def _read_config_version(self) -> int:
         version: int = self._rows("SELECT version FROM config_version WHERE id = 1", ())[0][0]
         return version
 
@@ -122,6 +132,13 @@ class SqliteStore:
     async def _write(self, job: Callable[[sqlite3.Connection], T]) -> T:
         return await self.writer.submit(job)
 
+    async def _write_config(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        """A write that may bump ``config_version``: other processes learn of it."""
+        try:
+            return await self._write(job)
+        finally:
+            self._config.touch()
+
     # --- tenants ---------------------------------------------------------------------------
 
     async def list_tenants(self) -> list[Tenant]:
@@ -133,15 +150,15 @@ class SqliteStore:
 
     async def put_tenant(self, tenant: Tenant, issuers: Sequence[str]) -> Tenant:
         issuers = tuple(issuers)
-        return await self._write(lambda conn: writes.put_tenant(conn, tenant, issuers))
+        return await self._write_config(lambda conn: writes.put_tenant(conn, tenant, issuers))
 
     async def delete_tenant(self, tenant_id: TenantId) -> bool:
-        return await self._write(lambda conn: writes.delete_tenant(conn, tenant_id))
+        return await self._write_config(lambda conn: writes.delete_tenant(conn, tenant_id))
 
     # --- tenant admin keys -------------------------------------------------------------------
 
     async def add_admin_key(self, key: AdminKey) -> None:
-        await self._write(lambda conn: writes.add_admin_key(conn, key))
+        await self._write_config(lambda conn: writes.add_admin_key(conn, key))
 
     async def get_admin_key(self, tenant_id: TenantId, key_id: str) -> AdminKey | None:
         rows = self._rows(_ADMIN_KEY + " WHERE tenant_id = ? AND key_id = ?", (tenant_id, key_id))
@@ -152,7 +169,9 @@ class SqliteStore:
         return [admin_key_of(r) for r in rows]
 
     async def delete_admin_key(self, tenant_id: TenantId, key_id: str) -> bool:
-        return await self._write(lambda conn: writes.delete_admin_key(conn, tenant_id, key_id))
+        return await self._write_config(
+            lambda conn: writes.delete_admin_key(conn, tenant_id, key_id)
+        )
 
     # --- clients ------------------------------------------------------------------------------
 
@@ -167,10 +186,12 @@ class SqliteStore:
         return [client_of(r) for r in rows]
 
     async def put_client(self, client: Client) -> None:
-        await self._write(lambda conn: writes.put_client(conn, client))
+        await self._write_config(lambda conn: writes.put_client(conn, client))
 
     async def delete_client(self, tenant_id: TenantId, client_id: ClientId) -> bool:
-        return await self._write(lambda conn: writes.delete_client(conn, tenant_id, client_id))
+        return await self._write_config(
+            lambda conn: writes.delete_client(conn, tenant_id, client_id)
+        )
 
     # --- credentials ------------------------------------------------------------------------------
 

@@ -1,9 +1,10 @@
 """The group-commit writer: one thread, one connection, many callers per transaction.
 
 Callers on the event loop queue jobs (functions of the connection). The thread takes
-every pending job, runs them in one ``BEGIN IMMEDIATE … COMMIT``, each inside its own
-savepoint so that a failing job rolls back only itself, and settles each caller's
-future only after the commit: one fsync serves the whole batch.
+every pending job, runs them in one ``BEGIN IMMEDIATE … COMMIT`` (when a job fails, the
+batch runs again with a savepoint per job, so that the failure rolls back only that
+job), and settles each caller's future only after the commit: one fsync serves the
+whole batch.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import contextlib
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -23,6 +25,27 @@ from app.store.sqlite.errors import closed, translate
 T = TypeVar("T")
 
 MAX_BATCH = 512
+LOCK_POLL_S = 0.0005
+
+
+def begin_immediate(conn: sqlite3.Connection, timeout_s: float) -> None:
+    """``BEGIN IMMEDIATE``, waiting up to ``timeout_s`` for another process's writer.
+
+    SQLite's own busy handler sleeps longer and longer (up to 100 ms a time) while the
+    lock is taken, so with two workers on one file a writer slept for up to a second
+    and a half after the lock was free again. A write transaction here lasts a few
+    milliseconds: poll often instead. The connection's own busy timeout is 0.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+            if not busy or time.monotonic() >= deadline:
+                raise
+        time.sleep(LOCK_POLL_S)
 
 
 @dataclass(slots=True)
@@ -37,6 +60,14 @@ class _BatchLost(Exception):
 
     def __init__(self, cause: BaseException) -> None:
         super().__init__("transaction lost")
+        self.cause = cause
+
+
+class _JobFailed(Exception):
+    """A job raised while the batch ran without savepoints: run it again with them."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__("job failed")
         self.cause = cause
 
 
@@ -79,8 +110,15 @@ def _lost(cause: BaseException) -> BaseException:
 
 
 class Writer:
-    def __init__(self, connect: Callable[[], sqlite3.Connection], *, name: str) -> None:
+    def __init__(
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        *,
+        name: str,
+        lock_timeout_s: float = 5.0,
+    ) -> None:
         self._connect = connect
+        self.lock_timeout_s = lock_timeout_s
         self._name = name
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()  # None: stop
         self._thread: threading.Thread | None = None
@@ -172,25 +210,52 @@ class Writer:
         return batch, True
 
     def _commit(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
+        """Run the batch in one transaction. Jobs run back to back; only when one fails
+        is the batch run again with a savepoint per job, so that the failure rolls back
+        that job alone (two statements per job saved on the common path)."""
         if not batch:
             return
+        try:
+            outcomes = self._transaction(conn, batch, isolated=False)
+        except _JobFailed as failed:
+            if len(batch) == 1:
+                outcomes = [(batch[0], None, translate(failed.cause))]
+            else:
+                outcomes = self._transaction(conn, batch, isolated=True)
+        _settle_jobs(outcomes)
+
+    def _transaction(
+        self, conn: sqlite3.Connection, batch: list[_Job], *, isolated: bool
+    ) -> list[tuple[_Job, Any, BaseException | None]]:
         outcomes: list[tuple[_Job, Any, BaseException | None]] = []
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            outcomes = [self._run_one(conn, job) for job in batch]
+            begin_immediate(conn, self.lock_timeout_s)
+            run_one = self._run_isolated if isolated else self._run_plain
+            outcomes = [run_one(conn, job) for job in batch]
             conn.execute("COMMIT")
             self.commits += 1
-        except (sqlite3.Error, _BatchLost) as exc:
+        except (sqlite3.Error, _BatchLost, _JobFailed) as exc:
             # A failing ROLLBACK means the connection is failing already: the jobs fail below.
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
+            if isinstance(exc, _JobFailed):
+                raise
             cause = exc.cause if isinstance(exc, _BatchLost) else exc
             outcomes = [(job, None, _lost(cause)) for job in batch]
-        _settle_jobs(outcomes)
+        return outcomes
 
     @staticmethod
-    def _run_one(conn: sqlite3.Connection, job: _Job) -> tuple[_Job, Any, BaseException | None]:
+    def _run_plain(conn: sqlite3.Connection, job: _Job) -> tuple[_Job, Any, BaseException | None]:
+        try:
+            return job, job.run(conn), None
+        except Exception as exc:
+            raise _JobFailed(exc) from exc
+
+    @staticmethod
+    def _run_isolated(
+        conn: sqlite3.Connection, job: _Job
+    ) -> tuple[_Job, Any, BaseException | None]:
         conn.execute("SAVEPOINT job")
         try:
             result = job.run(conn)
