@@ -7,6 +7,7 @@ import multiprocessing
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 
 from app.errors import StoreUnavailable
 from app.models import ByGrant, ByHash, Grant, MarkKind, NotBeforeMark, RevocationPlan
-from app.store.sqlite import connection, revocation, schema, writes
+from app.store.sqlite import config_stamp, connection, revocation, schema, writer, writes
 from app.store.sqlite import store as store_module
 from app.store.sqlite.store import SqliteStore
 from tests.store.records import (
@@ -23,6 +24,7 @@ from tests.store.records import (
     Populated,
     add_tenant,
     assert_populated,
+    client,
     credential,
     h,
     is_revoked,
@@ -175,6 +177,32 @@ async def test_a_lock_held_past_the_busy_timeout_is_unavailable(
             other.execute("ROLLBACK")
             other.close()
         assert (await store.apply_revocation("acme", revoke_token("t1"))).applied
+
+
+async def test_the_writer_waits_for_a_lock_held_by_another_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "store.sqlite3"
+    async with opened(path) as store:
+        await store.register_credentials("acme", [credential("acme", "t1")])
+        waited = threading.Event()
+
+        def wait() -> None:
+            waited.set()
+            time.sleep(writer.LOCK_POLL_S)
+
+        monkeypatch.setattr(writer, "wait_for_lock", wait)
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            revoking = asyncio.ensure_future(store.apply_revocation("acme", revoke_token("t1")))
+            assert await asyncio.to_thread(waited.wait, 30)
+            assert not revoking.done()
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert (await revoking).applied
+        assert await is_revoked(store, "acme", "t1")
 
 
 # --- the file ------------------------------------------------------------------------------
@@ -331,6 +359,22 @@ async def test_two_stores_on_one_file_see_each_other(tmp_path: Path) -> None:
         assert (await two.apply_revocation("acme", revoke_token("t1"))).applied
         assert not (await one.apply_revocation("acme", revoke_token("t1"))).applied
         assert await is_revoked(one, "acme", "t1")
+
+
+async def test_a_configuration_change_is_seen_at_once_by_another_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No periodic re-read during the test: only the stamp can announce the change.
+    monkeypatch.setattr(config_stamp, "RECHECK_S", 3600.0)
+    path = tmp_path / "store.sqlite3"
+    async with opened(path) as one, opened(path) as two:
+        await add_tenant(one, "acme")
+        before = await two.config_version()
+        assert await two.config_version() == before  # cached
+        await one.put_client(client("acme", "app"))
+        assert await two.config_version() != before
+        assert await one.config_version() == await two.config_version()
+        assert await two.get_client("acme", "app") is not None
 
 
 def test_two_processes_write_one_file(tmp_path: Path) -> None:

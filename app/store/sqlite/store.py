@@ -26,9 +26,9 @@ from app.models import (
     SubjectClient,
     Tenant,
 )
-from app.store.sqlite import revocation, writes
+from app.store.sqlite import connection, revocation, writes
 from app.store.sqlite.config_stamp import ConfigStamp
-from app.store.sqlite.connection import WRITER_BUSY_TIMEOUT_S, open_reader, open_writer
+from app.store.sqlite.connection import open_reader, open_writer
 from app.store.sqlite.errors import closed, translated
 from app.store.sqlite.rows import (
     admin_key_of,
@@ -89,7 +89,7 @@ class SqliteStore:
         writer = Writer(
             partial(open_writer, self.path),
             name=f"sqlite-writer:{self.path.name}",
-            lock_timeout_s=WRITER_BUSY_TIMEOUT_S,
+            lock_timeout_s=connection.WRITER_BUSY_TIMEOUT_S,
         )
         await writer.start()
         try:

@@ -45,7 +45,11 @@ def begin_immediate(conn: sqlite3.Connection, timeout_s: float) -> None:
             busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
             if not busy or time.monotonic() >= deadline:
                 raise
-        time.sleep(LOCK_POLL_S)
+        wait_for_lock()
+
+
+def wait_for_lock() -> None:
+    time.sleep(LOCK_POLL_S)
 
 
 @dataclass(slots=True)
