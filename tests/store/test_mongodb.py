@@ -86,6 +86,16 @@ def revoke(n: int, at: int = 100) -> RevocationPlan:
     )
 
 
+def revoke_one(n: int) -> RevocationPlan:
+    return RevocationPlan(
+        revoked_at=100,
+        cause="token",
+        primary=token(n),
+        selectors=(ByHash(token(n)),),
+        events=(EventDraft("revoked", "token", 100),),
+    )
+
+
 async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
     """Poll ``check`` with short awaits until it holds; fail after ``WAIT_S``."""
     loop = asyncio.get_running_loop()
@@ -364,3 +374,74 @@ async def test_open_fails_fast_when_no_server_answers(tmp_path: Path) -> None:
         await store.open()
     await store.close()
     gc.collect()
+
+
+# --- revocations of one tenant committed in batches -----------------------------------------
+
+
+async def test_a_batch_decides_its_plans_in_order(mongo: MongoStore) -> None:
+    """The first revocation runs alone; the three queued meanwhile share one transaction,
+    in which the grant's revocation takes the next plan's token (not applied: no event)
+    and a repeated deny entry is not applied either."""
+    await mongo.register_credentials(
+        TENANT, [credential(0, grant_id="g0"), credential(1), credential(2)]
+    )
+    deny = RevocationPlan(
+        revoked_at=100,
+        cause="token",
+        primary_deny=DenyEntry("jti", 2_000),
+        events=(EventDraft("revoked", "token", 100),),
+    )
+    outcomes = await asyncio.gather(
+        mongo.apply_revocation(TENANT, revoke_one(0)),
+        mongo.apply_revocation(TENANT, revoke(1)),
+        mongo.apply_revocation(TENANT, revoke(2)),
+        mongo.apply_revocation(TENANT, deny),
+        mongo.apply_revocation(TENANT, deny),
+    )
+
+    assert [(o.applied, o.count, o.event_ids) for o in outcomes] == [
+        (True, 1, (1,)),
+        (True, 2, (2,)),
+        (False, 0, ()),
+        (True, 0, (3,)),
+        (False, 0, ()),
+    ]
+    events = await mongo.list_events(TENANT, 0, 100)
+    assert [(e.id, e.count) for e in events] == [(1, 1), (2, 2), (3, 0)]
+    taken = await mongo.find_credential(TENANT, token(2))
+    assert taken is not None and taken.revoked_at == 100
+
+
+async def test_cancelling_the_request_that_runs_a_batch_leaves_the_batch_be(
+    mongo: MongoStore,
+) -> None:
+    await mongo.register_credentials(TENANT, [credential(n, grant_id=f"g{n}") for n in range(4)])
+    first = asyncio.create_task(mongo.apply_revocation(TENANT, revoke_one(0)))
+    await asyncio.sleep(0)  # it takes the lock and starts its batch
+    queued = [asyncio.create_task(mongo.apply_revocation(TENANT, revoke_one(n))) for n in (1, 2, 3)]
+    await asyncio.sleep(0)
+    first.cancel()
+
+    outcomes = await asyncio.gather(*queued)
+    assert all(o.applied and o.count == 1 for o in outcomes)
+
+    async def committed() -> bool:
+        found = await mongo.find_credential(TENANT, token(0))
+        return found is not None and found.revoked_at is not None
+
+    await eventually(committed, "the cancelled request's batch commits all the same")
+    assert [e.id for e in await mongo.list_events(TENANT, 0, 100)] == [1, 2, 3, 4]
+
+
+async def test_more_revocations_than_one_batch_holds_all_apply_with_dense_ids(
+    mongo: MongoStore,
+) -> None:
+    n = 150  # more than two batches queue up behind the first
+    await mongo.register_credentials(TENANT, [credential(i, grant_id=f"g{i}") for i in range(n)])
+    plans = [revoke_one(i) for i in range(n)]
+
+    outcomes = await asyncio.gather(*(mongo.apply_revocation(TENANT, p) for p in plans))
+
+    assert all(o.applied and o.count == 1 for o in outcomes)
+    assert sorted(i for o in outcomes for i in o.event_ids) == list(range(1, n + 1))

@@ -1,18 +1,30 @@
-"""A ``RevocationPlan`` applied inside one MongoDB transaction.
+"""``RevocationPlan``s of one tenant applied together inside one MongoDB transaction.
 
-The primary credential's update is the transaction's first write, conditioned on
-``revoked_at: null``: of concurrent revocations of one token, the first to write it wins
-and the others meet a write conflict, are retried, then find the token revoked and change
-nothing. Event ids come from a per-tenant counter document updated in the same
-transaction, so they grow in commit order; that document is also where concurrent
-revocations of one tenant queue up.
+The plans of a batch (see ``group_commit``) are decided one after the other, in order,
+as if each had its own transaction: a plan whose primary is missing or already revoked
+(by the snapshot, or by an earlier plan of the batch), or whose deny entry exists, is not
+applied and changes nothing. Their writes are then sent together, a few commands for the
+whole batch, and committed at once.
+
+Credentials are found by exactly the keys of one index and filtered here: MongoDB would
+serve a filter with more conditions from the same index, but SecantusDB (the test server)
+scans the collection for anything but an index's exact keys. The updates then name what
+was found by its (unique) token hash, without testing liveness again: a transaction's
+reads and writes see one snapshot, and a document another transaction has changed since
+is a write conflict, which retries the whole batch.
+
+Event ids come from a per-tenant counter document, updated first in the transaction:
+transactions of one tenant (from other instances) meet there, the later one is retried,
+so ids grow in commit order.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from pymongo import ReturnDocument, UpdateOne
+from pymongo import DeleteMany, ReturnDocument, UpdateMany, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -30,176 +42,298 @@ from app.models import (
 )
 from app.store.mongodb import schema
 from app.store.mongodb.documents import event_doc, expire_at
-from app.types import TenantId
+from app.types import TenantId, TokenHash
 
 Document = dict[str, Any]
 
 EVENT_COUNTER = "events"
 
+SELECTED_FIELDS: Document = {
+    "token_hash": True,
+    "type": True,
+    "client_id": True,
+    "sub": True,
+    "grant_id": True,
+    "device_session_id": True,
+    "exp": True,
+    "revoked_at": True,
+    "_id": False,
+}
+"""What ``selects`` and ``is_live`` read."""
 
-class NotApplied(Exception):
-    """The plan's primary is missing or already revoked, or its deny entry exists.
+NOT_APPLIED = RevocationOutcome(applied=False, count=0)
 
-    Raised inside the transaction so that it is aborted with nothing written.
-    """
-
-
-def _types(types: frozenset[TokenType]) -> Document:
-    if types >= ALL_TOKEN_TYPES:
-        return {}
-    return {"type": {"$in": sorted(t.value for t in types)}}
+UPDATE_CHUNK = 10_000
+"""Token hashes per update command (a command is at most 16 MB)."""
 
 
-def selector_filter(selector: Selector) -> Document:
-    """The credentials one selector names, within a tenant."""
+Bucket = tuple[tuple[str, Any], ...]
+"""The credentials a selector names, by the keys of its index after the tenant id:
+``(("grant_id", "g1"),)``. ``selects`` tests the rest (the types)."""
+
+
+def bucket(selector: Selector) -> Bucket:
     match selector:
         case ByHash(token_hash):
-            return {"token_hash": token_hash}
-        case ByGrant(grant_id, types):
-            return {"grant_id": grant_id, **_types(types)}
-        case ByClientSubject(client_id, sub, types):
-            return {"sub": sub, "client_id": client_id, **_types(types)}
+            return (("token_hash", token_hash),)
+        case ByGrant(grant_id):
+            return (("grant_id", grant_id),)
+        case ByClientSubject(client_id, sub):
+            return (("sub", sub), ("client_id", client_id))
         case ByClient(client_id):
-            return {"client_id": client_id}
+            return (("client_id", client_id),)
+        case BySession(device_session_id):
+            return (("device_session_id", device_session_id),)
+
+
+def bucket_queries(tenant_id: TenantId, buckets: Iterable[Bucket]) -> list[Document]:
+    """Queries for the credentials of ``buckets``: one per index and leading values, the
+    index's keys exactly, with an ``$in`` of the last key's values."""
+    last_values: dict[Bucket, list[Any]] = {}
+    for keys in dict.fromkeys(buckets):
+        *leading, (last, value) = keys
+        last_values.setdefault((*leading, (last, None)), []).append(value)
+    return [
+        {"tenant_id": tenant_id, **dict(leading), last: {"$in": values}}
+        for (*leading, (last, _)), values in last_values.items()
+    ]
+
+
+def buckets_of(doc: Document, shapes: Iterable[tuple[str, ...]]) -> Iterator[Bucket]:
+    """The buckets of each shape (key names) that ``doc`` falls in."""
+    for shape in shapes:
+        yield tuple((key, doc.get(key)) for key in shape)
+
+
+def selects(selector: Selector, doc: Document) -> bool:
+    """Whether ``selector`` names the credential ``doc`` (of the selector's tenant)."""
+    match selector:
+        case ByHash(token_hash):
+            return bool(doc["token_hash"] == token_hash)
+        case ByGrant(grant_id, types):
+            return doc.get("grant_id") == grant_id and _of_types(doc, types)
+        case ByClientSubject(client_id, sub, types):
+            return (
+                doc.get("client_id") == client_id
+                and doc.get("sub") == sub
+                and _of_types(doc, types)
+            )
+        case ByClient(client_id):
+            return doc.get("client_id") == client_id
         case BySession(device_session_id, types):
-            return {"device_session_id": device_session_id, **_types(types)}
+            return doc.get("device_session_id") == device_session_id and _of_types(doc, types)
 
 
-def live_selected(tenant_id: TenantId, plan: RevocationPlan) -> Document:
-    """Live credentials (at ``plan.revoked_at``) matched by any of the plan's selectors."""
-    return {
-        "tenant_id": tenant_id,
-        "$or": [selector_filter(s) for s in plan.selectors],
-        "revoked_at": None,
-        "exp": {"$gt": plan.revoked_at},
-    }
+def _of_types(doc: Document, types: frozenset[TokenType]) -> bool:
+    return types >= ALL_TOKEN_TYPES or doc["type"] in {t.value for t in types}
 
 
-async def apply_plan(
+def is_live(doc: Document, at: int) -> bool:
+    """Not revoked and not expired at ``at`` (as the snapshot has it)."""
+    return doc.get("revoked_at") is None and doc["exp"] > at
+
+
+@dataclass
+class _Batch:
+    """What the plans decided so far see, and what they will write, in plan order."""
+
+    tenant_id: TenantId
+    retention_s: int
+    found: dict[Bucket, list[Document]]
+    """The credentials the plans name (primaries and selectors), as the snapshot has them."""
+    denied: set[str]
+    """Deny keys stored in the snapshot or added by an earlier plan."""
+    next_event_id: int
+    revoked: set[TokenHash] = field(default_factory=set)
+    """Revoked by an earlier plan."""
+    revocations: list[UpdateMany] = field(default_factory=list)
+    denies: list[UpdateOne] = field(default_factory=list)
+    grants: list[DeleteMany] = field(default_factory=list)
+    sessions: list[UpdateOne] = field(default_factory=list)
+    marks: list[UpdateOne] = field(default_factory=list)
+    events: list[Document] = field(default_factory=list)
+
+    def applicable(self, plan: RevocationPlan) -> bool:
+        if plan.primary is not None:
+            doc = next(iter(self.found.get(bucket(ByHash(plan.primary)), [])), None)
+            if doc is None or doc.get("revoked_at") is not None or plan.primary in self.revoked:
+                return False
+        return plan.primary_deny is None or plan.primary_deny.key not in self.denied
+
+
+async def apply_plans(
     db: AsyncDatabase[Document],
     session: AsyncClientSession,
     tenant_id: TenantId,
-    plan: RevocationPlan,
+    plans: Sequence[RevocationPlan],
     retention_s: int,
-) -> RevocationOutcome:
-    """Apply ``plan`` in ``session``'s transaction; raise ``NotApplied`` to abort it."""
-    credentials = db[schema.CREDENTIALS]
-    revoke = {"$set": {"revoked_at": plan.revoked_at, "revoked_cause": plan.cause}}
-    count = 0
+) -> list[RevocationOutcome]:
+    """Apply ``plans`` in order in ``session``'s transaction: one outcome each."""
+    batch = _Batch(
+        tenant_id,
+        retention_s,
+        found=await _find_named(db, session, tenant_id, plans),
+        denied=await _find_denied(db, session, tenant_id, plans),
+        next_event_id=0,
+    )
+    applicable = [plan for plan in plans if batch.applicable(plan)]
+    if not applicable:
+        return [NOT_APPLIED for _ in plans]
+    wanted = sum(len(plan.events) for plan in applicable)
+    if wanted:
+        batch.next_event_id = await _reserve_event_ids(db, session, tenant_id, wanted)
+    outcomes = [_decide(batch, plan) for plan in plans]
+    unused = wanted - sum(len(outcome.event_ids) for outcome in outcomes)
+    if unused:  # an earlier plan of the batch took a later one's primary
+        await _reserve_event_ids(db, session, tenant_id, -unused)
+    await _write(db, session, batch)
+    return outcomes
 
-    if plan.primary is not None:
-        primary = {"tenant_id": tenant_id, "token_hash": plan.primary}
-        if plan.selectors:
-            result = await credentials.update_one(
-                {**live_selected(tenant_id, plan), **primary}, revoke, session=session
-            )
-            count += result.modified_count
-        if count == 0:
-            # Not revoked by this plan: find out whether it is missing or already revoked.
-            found = await credentials.find_one(
-                primary, {"revoked_at": True, "_id": False}, session=session
-            )
-            if found is None or found.get("revoked_at") is not None:
-                raise NotApplied
 
+def _decide(batch: _Batch, plan: RevocationPlan) -> RevocationOutcome:
+    """Whether ``plan`` applies after the plans before it, and if so what it writes."""
+    if not batch.applicable(plan):
+        return NOT_APPLIED
+    taken = _live_selected(batch, plan)
+    batch.revoked.update(taken)
+    tenant_id = batch.tenant_id
+    # Chunked: a client-wide revocation can name more hashes than one command may hold.
+    for start in range(0, len(taken), UPDATE_CHUNK):
+        batch.revocations.append(
+            UpdateMany(
+                {
+                    "tenant_id": tenant_id,
+                    "token_hash": {"$in": taken[start : start + UPDATE_CHUNK]},
+                },
+                {"$set": {"revoked_at": plan.revoked_at, "revoked_cause": plan.cause}},
+            )
+        )
     if plan.primary_deny is not None:
         deny = plan.primary_deny
-        result = await db[schema.DENY_LIST].update_one(
-            {"tenant_id": tenant_id, "key": deny.key},
-            {"$setOnInsert": {"exp": deny.exp, schema.EXPIRE_AT: expire_at(deny.exp, retention_s)}},
-            upsert=True,
-            session=session,
+        expire = expire_at(deny.exp, batch.retention_s)
+        batch.denied.add(deny.key)
+        batch.denies.append(
+            UpdateOne(
+                {"tenant_id": tenant_id, "key": deny.key},
+                {"$setOnInsert": {"exp": deny.exp, schema.EXPIRE_AT: expire}},
+                upsert=True,
+            )
         )
-        if result.upserted_id is None:
-            raise NotApplied
-
-    # Taken now, not last: concurrent revocations in a tenant meet here, and the losers
-    # are retried before doing the rest of the work rather than after.
-    event_ids = await _reserve_event_ids(db, session, tenant_id, len(plan.events))
-
-    if plan.selectors:
-        result = await credentials.update_many(
-            live_selected(tenant_id, plan), revoke, session=session
-        )
-        count += result.modified_count
-
-    await _delete_grants(db, session, tenant_id, plan)
-    await _end_sessions(db, session, tenant_id, plan)
-    await _set_marks(db, session, tenant_id, plan)
-    if event_ids:
-        await db[schema.EVENTS].insert_many(
-            [
-                event_doc(tenant_id, event_id, draft, count)
-                for event_id, draft in zip(event_ids, plan.events, strict=True)
-            ],
-            session=session,
-        )
-    return RevocationOutcome(applied=True, count=count, event_ids=event_ids)
-
-
-async def _delete_grants(
-    db: AsyncDatabase[Document],
-    session: AsyncClientSession,
-    tenant_id: TenantId,
-    plan: RevocationPlan,
-) -> None:
-    which: list[Document] = [
-        {"sub": sub, "client_id": client_id} for client_id, sub in plan.delete_grants_of
+    _plan_side_effects(batch, plan)
+    first, batch.next_event_id = batch.next_event_id, batch.next_event_id + len(plan.events)
+    event_ids = tuple(range(first, batch.next_event_id))
+    batch.events += [
+        event_doc(tenant_id, event_id, draft, len(taken))
+        for event_id, draft in zip(event_ids, plan.events, strict=True)
     ]
-    if plan.delete_grant_ids:
-        which.append({"grant_id": {"$in": list(plan.delete_grant_ids)}})
-    if which:
-        await db[schema.GRANTS].delete_many({"tenant_id": tenant_id, "$or": which}, session=session)
+    return RevocationOutcome(applied=True, count=len(taken), event_ids=event_ids)
 
 
-async def _end_sessions(
+def _live_selected(batch: _Batch, plan: RevocationPlan) -> list[TokenHash]:
+    """The credentials ``plan`` takes down: live at ``plan.revoked_at``, not taken by an
+    earlier plan, and named by one of its selectors."""
+    taken: dict[TokenHash, None] = {}
+
+    def take(doc: Document, selector: Selector) -> None:
+        token_hash = doc["token_hash"]
+        live = is_live(doc, plan.revoked_at) and token_hash not in batch.revoked
+        if live and selects(selector, doc):
+            taken[token_hash] = None
+
+    for selector in plan.selectors:
+        for doc in batch.found.get(bucket(selector), []):
+            take(doc, selector)
+    return list(taken)
+
+
+def _plan_side_effects(batch: _Batch, plan: RevocationPlan) -> None:
+    """Grant records deleted, sessions ended (each keeps its first end time, the first
+    written), not-before marks set (each keeps the latest)."""
+    tenant_id = batch.tenant_id
+    batch.grants += [
+        DeleteMany({"tenant_id": tenant_id, "sub": sub, "client_id": client_id})
+        for client_id, sub in dict.fromkeys(plan.delete_grants_of)
+    ]
+    batch.grants += [
+        DeleteMany({"tenant_id": tenant_id, "grant_id": grant_id})
+        for grant_id in dict.fromkeys(plan.delete_grant_ids)
+    ]
+    batch.sessions += [
+        UpdateOne(
+            {"tenant_id": tenant_id, "device_session_id": device_session_id},
+            {"$setOnInsert": {"ended_at": plan.revoked_at}},
+            upsert=True,
+        )
+        for device_session_id in dict.fromkeys(plan.end_sessions)
+    ]
+    batch.marks += [
+        UpdateOne(
+            {"tenant_id": tenant_id, "kind": mark.kind.value, "key": mark.key},
+            {"$max": {"at": mark.at}},
+            upsert=True,
+        )
+        for mark in plan.marks
+    ]
+
+
+async def _find_named(
     db: AsyncDatabase[Document],
     session: AsyncClientSession,
     tenant_id: TenantId,
-    plan: RevocationPlan,
-) -> None:
-    """An ended session keeps its first end time (the first written)."""
-    if plan.end_sessions:
-        await db[schema.SESSIONS].bulk_write(
-            [
-                UpdateOne(
-                    {"tenant_id": tenant_id, "device_session_id": device_session_id},
-                    {"$setOnInsert": {"ended_at": plan.revoked_at}},
-                    upsert=True,
-                )
-                for device_session_id in dict.fromkeys(plan.end_sessions)
-            ],
-            session=session,
-        )
+    plans: Sequence[RevocationPlan],
+) -> dict[Bucket, list[Document]]:
+    """The credentials the plans' primaries and selectors name, by bucket: a few queries
+    for the whole batch, each on the keys of one index."""
+    primaries = [ByHash(plan.primary) for plan in plans if plan.primary is not None]
+    selectors = [selector for plan in plans for selector in plan.selectors]
+    wanted: dict[Bucket, list[Document]] = {bucket(s): [] for s in [*primaries, *selectors]}
+    found: dict[TokenHash, Document] = {}
+    for query in bucket_queries(tenant_id, wanted):
+        async for doc in db[schema.CREDENTIALS].find(query, SELECTED_FIELDS, session=session):
+            found[doc["token_hash"]] = doc
+    shapes = {tuple(key for key, _ in keys) for keys in wanted}
+    for doc in found.values():
+        for keys in buckets_of(doc, shapes):
+            if keys in wanted:
+                wanted[keys].append(doc)
+    return wanted
 
 
-async def _set_marks(
+async def _find_denied(
     db: AsyncDatabase[Document],
     session: AsyncClientSession,
     tenant_id: TenantId,
-    plan: RevocationPlan,
-) -> None:
-    """A not-before mark keeps the latest ``at``."""
-    if plan.marks:
-        await db[schema.MARKS].bulk_write(
-            [
-                UpdateOne(
-                    {"tenant_id": tenant_id, "kind": mark.kind.value, "key": mark.key},
-                    {"$max": {"at": mark.at}},
-                    upsert=True,
-                )
-                for mark in plan.marks
-            ],
-            session=session,
-        )
+    plans: Sequence[RevocationPlan],
+) -> set[str]:
+    keys = list(dict.fromkeys(p.primary_deny.key for p in plans if p.primary_deny is not None))
+    if not keys:
+        return set()
+    found = db[schema.DENY_LIST].find(
+        {"tenant_id": tenant_id, "key": {"$in": keys}}, {"key": True, "_id": False}, session=session
+    )
+    return {doc["key"] async for doc in found}
+
+
+async def _write(db: AsyncDatabase[Document], session: AsyncClientSession, batch: _Batch) -> None:
+    """One command per collection for the whole batch, in plan order."""
+    writes: list[tuple[str, Sequence[Any]]] = [
+        (schema.CREDENTIALS, batch.revocations),
+        (schema.DENY_LIST, batch.denies),
+        (schema.GRANTS, batch.grants),
+        (schema.SESSIONS, batch.sessions),
+        (schema.MARKS, batch.marks),
+    ]
+    for name, requests in writes:
+        if requests:
+            await db[name].bulk_write(list(requests), session=session)
+    if batch.events:
+        await db[schema.EVENTS].insert_many(batch.events, session=session)
 
 
 async def _reserve_event_ids(
     db: AsyncDatabase[Document], session: AsyncClientSession, tenant_id: TenantId, n: int
-) -> tuple[int, ...]:
-    """The next ``n`` event ids of the tenant, from its counter document."""
-    if not n:
-        return ()
+) -> int:
+    """Take the tenant's next ``n`` event ids (give back ``-n``); returns the first."""
     counter = await db[schema.COUNTERS].find_one_and_update(
         {"tenant_id": tenant_id, "name": EVENT_COUNTER},
         {"$inc": {"value": n}},
@@ -208,5 +342,4 @@ async def _reserve_event_ids(
         session=session,
     )
     assert counter is not None  # an upsert returning the document after
-    last = int(counter["value"])
-    return tuple(range(last - n + 1, last + 1))
+    return int(counter["value"]) - n + 1

@@ -38,10 +38,10 @@ from app.models import (
 from app.store.mongodb import documents as docs
 from app.store.mongodb import schema
 from app.store.mongodb.errors import is_duplicate_key, translate_errors
+from app.store.mongodb.group_commit import GroupCommit
 from app.store.mongodb.registration import register
-from app.store.mongodb.revocation import NotApplied, apply_plan
+from app.store.mongodb.revocation import apply_plans
 from app.store.mongodb.transactions import MAJORITY, run_in_transaction
-from app.store.mongodb.turns import Turns
 from app.store.mongodb.watcher import ConfigWatcher
 from app.types import ClientId, TenantId, TokenHash
 
@@ -55,6 +55,9 @@ CLIENT_DEFAULTS: dict[str, Any] = {
     "appname": "revocation-service",
 }
 """Applied unless the URI sets the option: fail fast (503) when the server is gone."""
+
+REVOCATION_BATCH = 64
+"""Most revocations of one tenant committed in one transaction (see ``group_commit``)."""
 
 PURGE_CHUNK = 5_000
 """Documents per purge round trip, so no single delete runs long."""
@@ -90,7 +93,7 @@ class MongoStore:
         self._client: AsyncMongoClient[Document] | None = None
         self._database: AsyncDatabase[Document] | None = None
         self._watcher: ConfigWatcher | None = None
-        self._turns = Turns()
+        self._group_commit = GroupCommit(self._apply_revocations, max_batch=REVOCATION_BATCH)
 
     # --- plumbing ------------------------------------------------------------------------
     @property
@@ -367,16 +370,15 @@ class MongoStore:
     async def apply_revocation(
         self, tenant_id: TenantId, plan: RevocationPlan
     ) -> RevocationOutcome:
-        async def apply(session: AsyncClientSession) -> RevocationOutcome:
-            return await apply_plan(self._db, session, tenant_id, plan, self._retention_s)
+        return await self._group_commit.submit(tenant_id, plan)
 
-        try:
-            if not plan.events:  # no event counter to queue up on
-                return await self._transaction(apply)
-            async with self._turns.turn(tenant_id):
-                return await self._transaction(apply)
-        except NotApplied:
-            return RevocationOutcome(applied=False, count=0)
+    async def _apply_revocations(
+        self, tenant_id: TenantId, plans: Sequence[RevocationPlan]
+    ) -> list[RevocationOutcome]:
+        async def apply(session: AsyncClientSession) -> list[RevocationOutcome]:
+            return await apply_plans(self._db, session, tenant_id, plans, self._retention_s)
+
+        return await self._transaction(apply)
 
     @translate_errors
     async def ended_session(self, tenant_id: TenantId, device_session_id: str) -> int | None:
@@ -389,16 +391,18 @@ class MongoStore:
     async def not_before(
         self, tenant_id: TenantId, marks: Sequence[tuple[MarkKind, str]]
     ) -> int | None:
-        if not marks:
-            return None
-        cursor = self._coll(schema.MARKS).find(
-            {
-                "tenant_id": tenant_id,
-                "$or": [{"kind": kind.value, "key": key} for kind, key in marks],
-            },
-            {"at": True, "_id": False},
-        )
-        found = [int(doc["at"]) async for doc in cursor]
+        # One query per kind, on the index's keys, rather than one $or (which SecantusDB
+        # would answer with a collection scan).
+        keys: dict[MarkKind, list[str]] = {}
+        for kind, key in marks:
+            keys.setdefault(kind, []).append(key)
+        found: list[int] = []
+        for kind, of_kind in keys.items():
+            cursor = self._coll(schema.MARKS).find(
+                {"tenant_id": tenant_id, "kind": kind.value, "key": {"$in": of_kind}},
+                {"at": True, "_id": False},
+            )
+            found += [int(doc["at"]) async for doc in cursor]
         return max(found, default=None)
 
     @translate_errors
