@@ -1,4 +1,5 @@
-"""Background upkeep of each process: purging credentials long past ``exp``.
+"""Background upkeep of each process: purging credentials long past ``exp``, and
+finishing tenant deletions that a stopped process left half done.
 
 A credential is kept ``credential_retention_s`` after it expires (so it cannot be
 registered again and come back while clocks disagree), then dropped. The MongoDB
@@ -27,8 +28,16 @@ async def purge_once(services: Services) -> int:
     return purged
 
 
+async def finish_deletions(services: Services) -> int:
+    finished = await services.store.finish_deletions()
+    if finished:
+        log.info("tenant_deletions_finished", count=finished)
+    return finished
+
+
 async def run_housekeeping(services: Services, interval_s: float = PURGE_INTERVAL_S) -> None:
     while True:
         with contextlib.suppress(StoreUnavailable):
+            await finish_deletions(services)
             await purge_once(services)
         await asyncio.sleep(interval_s)

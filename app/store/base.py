@@ -26,6 +26,9 @@ from app.models import (
 )
 from app.types import ClientId, TenantId, TokenHash
 
+DELETION_PENDING = "the tenant is being deleted; its id is free again once its data is gone"
+"""``Conflict`` message of ``put_tenant`` while a deleted tenant of that id has data."""
+
 
 class Store(Protocol):
     name: str
@@ -55,11 +58,22 @@ class Store(Protocol):
         of an existing one (its clients and credentials stay).
 
         ``issuers`` are the normalised issuer and aliases; raise ``Conflict`` when one
-        belongs to another tenant. Returns the stored tenant.
+        belongs to another tenant, or while a deleted tenant of this id still has data.
+        Returns the stored tenant.
         """
 
     async def delete_tenant(self, tenant_id: TenantId) -> bool:
-        """Delete the tenant and all its data. False when there was none."""
+        """Delete the tenant and all its data. False when there was none.
+
+        The configuration (settings, issuers, admin keys, clients) goes at once, in one
+        transaction; the data (credentials, grants, events, …) then in chunks, so that a
+        large tenant neither holds up other tenants' writes nor outgrows a transaction.
+        Until its data is gone the tenant id cannot be used again (``put_tenant`` raises
+        ``Conflict``); ``finish_deletions`` completes a deletion that was interrupted.
+        """
+
+    async def finish_deletions(self) -> int:
+        """Finish deleting the data of deleted tenants; how many tenants there were."""
 
     # --- tenant admin keys ---------------------------------------------------------------
     async def add_admin_key(self, key: AdminKey) -> None: ...

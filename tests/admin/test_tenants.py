@@ -5,6 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from app.errors import StoreUnavailable
+from app.housekeeping import finish_deletions
 from app.services import Services
 from app.settings import effective
 from tests.admin.conftest import (
@@ -222,6 +224,42 @@ async def test_delete_removes_the_tenants_data(
     assert (await http.get(tenant_url(acme, "/clients"), headers=operator)).json() == {
         "clients": []
     }
+
+
+async def test_a_tenant_whose_deletion_was_interrupted_is_gone_and_its_id_held(
+    http: httpx.AsyncClient,
+    operator: dict[str, str],
+    acme: str,
+    services: Services,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    registered = await http.post(
+        tenant_url(acme, "/credentials"),
+        headers=operator,
+        json=[credential("old-token", sub="alice")],
+    )
+    assert registered.status_code == 200, registered.text
+    alice = tenant_url(acme, "/subjects/alice/clients")
+    assert (await http.get(alice, headers=operator)).json()["clients"] != []
+
+    async def stopped(tenant_id: str) -> None:  # the process died after the first step
+        raise StoreUnavailable("stopped")
+
+    monkeypatch.setattr(services.store, "_delete_tenant_data", stopped)
+    interrupted = await http.delete(tenant_url(acme), headers=operator)
+    assert interrupted.status_code == 503
+    assert interrupted.json()["error"] == "temporarily_unavailable"
+    monkeypatch.undo()
+
+    assert (await http.get(tenant_url(acme), headers=operator)).status_code == 404
+    held = await put_tenant(http, operator, acme, {"issuer": ACME_ISSUER})
+    assert held.status_code == 409
+    assert held.json()["error"] == "conflict"
+    assert "being deleted" in held.json()["error_description"]
+
+    assert await finish_deletions(services) == 1
+    assert (await put_tenant(http, operator, acme, {"issuer": ACME_ISSUER})).status_code == 201
+    assert (await http.get(alice, headers=operator)).json()["clients"] == []
 
 
 @pytest.mark.parametrize(

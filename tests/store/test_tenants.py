@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from app.errors import Conflict
+from app.errors import Conflict, StoreUnavailable
 from app.store.base import Store
+from app.store.mongodb import store as mongodb_store
+from app.store.sqlite import store as sqlite_store
 from tests.store.records import (
     NOW,
     add_tenant,
@@ -108,6 +110,58 @@ async def test_delete_tenant_removes_all_its_data_only(store: Store) -> None:
     await assert_populated(store, globex)
     assert [t.tenant_id for t in await store.list_tenants()] == ["globex"]
     assert await store.delete_tenant("acme") is False
+
+
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Delete a tenant's data a few rows at a time, so that a test has many chunks."""
+    monkeypatch.setattr(sqlite_store, "DELETE_CHUNK", 3)
+    monkeypatch.setattr(mongodb_store, "DELETE_CHUNK", 3)
+    return 3
+
+
+async def test_a_large_tenant_is_deleted_chunk_by_chunk(store: Store, small_chunks: int) -> None:
+    await populate(store, "acme")
+    globex = await populate(store, "globex")
+    many = [credential("acme", f"t{i}", grant_id=f"g{i % 4}") for i in range(5 * small_chunks)]
+    await store.register_credentials("acme", many)
+
+    assert await store.delete_tenant("acme") is True
+
+    await assert_empty(store, "acme")
+    assert all([await store.find_credential("acme", h(f"t{i}")) is None for i in range(len(many))])
+    await assert_populated(store, globex)
+    assert await store.finish_deletions() == 0
+
+
+async def test_an_interrupted_deletion_keeps_the_id_until_it_is_finished(
+    store: Store, small_chunks: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await populate(store, "acme")
+    globex = await populate(store, "globex")
+
+    async def stopped(tenant_id: str) -> None:  # the process died after the first step
+        raise StoreUnavailable("stopped")
+
+    monkeypatch.setattr(store, "_delete_tenant_data", stopped)
+    with pytest.raises(StoreUnavailable):
+        await store.delete_tenant("acme")
+    monkeypatch.undo()
+
+    # The tenant is gone at once; its id is not free while its data is still there.
+    assert await store.get_tenant("acme") is None
+    assert [t.tenant_id for t in await store.list_tenants()] == ["globex"]
+    assert await store.get_client("acme", "app") is None
+    with pytest.raises(Conflict, match="being deleted"):
+        await store.put_tenant(tenant("acme"), [issuer("acme")])
+    assert await store.delete_tenant("acme") is False
+
+    assert await store.finish_deletions() == 1
+    await assert_no_data(store, "acme")
+    await assert_populated(store, globex)
+    assert await store.finish_deletions() == 0
+    await add_tenant(store, "acme")
+    await assert_no_data(store, "acme")
 
 
 async def test_delete_tenant_frees_its_issuers(store: Store) -> None:

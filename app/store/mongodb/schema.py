@@ -28,9 +28,14 @@ MARKS = "not_before_marks"
 DENY_LIST = "deny_list"
 EVENTS = "events"
 COUNTERS = "counters"
+DELETED_TENANTS = "deleted_tenants"
+"""Tenants whose configuration is gone and whose data is still being deleted."""
 
 CONFIG_COLLECTIONS = (TENANTS, ISSUERS, CLIENTS, ADMIN_KEYS)
 """What ``config_version()`` follows: a change here must reach every instance's cache."""
+
+DATA_COLLECTIONS = (CREDENTIALS, GRANTS, SESSIONS, MARKS, DENY_LIST, EVENTS, COUNTERS)
+"""A tenant's data: deleted in chunks after its configuration."""
 
 EXPIRE_AT = "expire_at"
 """BSON date = ``exp`` + retention: the TTL monitor drops the document after it."""
@@ -85,6 +90,7 @@ INDEXES: dict[str, tuple[Index, ...]] = {
     ),
     EVENTS: (Index("tenant_event", ("tenant_id", "id"), unique=True),),
     COUNTERS: (Index("tenant_counter", ("tenant_id", "name"), unique=True),),
+    DELETED_TENANTS: (Index("tenant", ("tenant_id",), unique=True),),
 }
 
 

@@ -10,6 +10,7 @@ primary. A server that is gone fails a call within ``serverSelectionTimeoutMS`` 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
@@ -35,6 +36,7 @@ from app.models import (
     SubjectClient,
     Tenant,
 )
+from app.store.base import DELETION_PENDING
 from app.store.mongodb import documents as docs
 from app.store.mongodb import schema
 from app.store.mongodb.errors import is_duplicate_key, translate_errors
@@ -61,6 +63,9 @@ REVOCATION_BATCH = 64
 
 PURGE_CHUNK = 5_000
 """Documents per purge round trip, so no single delete runs long."""
+
+DELETE_CHUNK = 1_000
+"""Documents of a deleted tenant's data per transaction."""
 
 
 def client_options(uri: str) -> dict[str, Any]:
@@ -179,6 +184,11 @@ class MongoStore:
         wanted = list(dict.fromkeys(issuers))
 
         async def put(session: AsyncClientSession) -> Tenant:
+            deleting = await self._coll(schema.DELETED_TENANTS).find_one(
+                {"tenant_id": tenant_id}, session=session
+            )
+            if deleting is not None:
+                raise Conflict(DELETION_PENDING)
             taken = await self._coll(schema.ISSUERS).find_one(
                 {"issuer": {"$in": wanted}, "tenant_id": {"$ne": tenant_id}}, session=session
             )
@@ -221,19 +231,63 @@ class MongoStore:
 
     @translate_errors
     async def delete_tenant(self, tenant_id: TenantId) -> bool:
+        at = int(time.time())
+
         async def delete(session: AsyncClientSession) -> bool:
             result = await self._coll(schema.TENANTS).delete_one(
                 {"tenant_id": tenant_id}, session=session
             )
-            for name in schema.INDEXES:
-                if name != schema.TENANTS:
-                    await self._coll(name).delete_many({"tenant_id": tenant_id}, session=session)
-            return result.deleted_count > 0
+            if not result.deleted_count:
+                return False
+            for name in schema.CONFIG_COLLECTIONS:
+                await self._coll(name).delete_many({"tenant_id": tenant_id}, session=session)
+            await self._coll(schema.DELETED_TENANTS).update_one(
+                {"tenant_id": tenant_id},
+                {"$setOnInsert": {"deleted_at": at, "chunks": 0}},
+                upsert=True,
+                session=session,
+            )
+            return True
 
         deleted = await self._transaction(delete)
         if deleted:
             self._config_changed()
+            await self._delete_tenant_data(tenant_id)
         return deleted
+
+    @translate_errors
+    async def finish_deletions(self) -> int:
+        pending = await self._coll(schema.DELETED_TENANTS).distinct("tenant_id")
+        for tenant_id in pending:
+            await self._delete_tenant_data(tenant_id)
+        return len(pending)
+
+    async def _delete_tenant_data(self, tenant_id: TenantId) -> None:
+        """In chunks, each a transaction of its own (a large tenant would outgrow one)."""
+
+        async def chunk(session: AsyncClientSession) -> int | None:
+            # Written, not only read: a concurrent finisher's removal of the marker is
+            # then a write conflict, so no chunk runs after the tenant id is free again.
+            marker = await self._coll(schema.DELETED_TENANTS).find_one_and_update(
+                {"tenant_id": tenant_id}, {"$inc": {"chunks": 1}}, session=session
+            )
+            if marker is None:
+                return None
+            for name in schema.DATA_COLLECTIONS:
+                found = self._coll(name).find(
+                    {"tenant_id": tenant_id}, {"_id": True}, limit=DELETE_CHUNK, session=session
+                )
+                ids = [doc["_id"] async for doc in found]
+                if ids:
+                    await self._coll(name).delete_many({"_id": {"$in": ids}}, session=session)
+                    return len(ids)
+            await self._coll(schema.DELETED_TENANTS).delete_one(
+                {"tenant_id": tenant_id}, session=session
+            )
+            return 0
+
+        while await self._transaction(chunk):
+            pass
 
     # --- tenant admin keys ---------------------------------------------------------------
     @translate_errors

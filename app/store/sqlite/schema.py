@@ -132,6 +132,13 @@ MIGRATIONS: tuple[Migration, ...] = (
             last_id INTEGER NOT NULL
         ) WITHOUT ROWID""",
     ),
+    (
+        # Tenants whose configuration is gone and whose data is still being deleted.
+        """CREATE TABLE deleted_tenants (
+            tenant_id TEXT PRIMARY KEY,
+            deleted_at INTEGER NOT NULL
+        ) WITHOUT ROWID""",
+    ),
 )
 
 TENANT_TABLES: tuple[str, ...] = (
@@ -151,6 +158,18 @@ TENANT_TABLES: tuple[str, ...] = (
 
 CONFIG_TABLES: frozenset[str] = frozenset({"tenants", "issuers", "admin_keys", "clients"})
 """Tables whose changes bump ``config_version``."""
+
+DATA_TABLES: dict[str, str] = {
+    "credentials": "rowid",
+    "grants": "grant_id",
+    "ended_sessions": "device_session_id",
+    "not_before": "kind, key",
+    "denied": "rowid",
+    "events": "id",
+    "event_seq": "tenant_id",
+}
+"""A tenant's data (every tenant table but the configuration), with the columns that
+name a row within the tenant, for deleting it in chunks."""
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

@@ -8,6 +8,7 @@ query, and in WAL mode it never waits for the writer.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
@@ -45,6 +46,9 @@ T = TypeVar("T")
 
 PURGE_CHUNK = 5_000
 """Rows per purge transaction, so revocations are not held up behind a long purge."""
+
+DELETE_CHUNK = 5_000
+"""Rows of a deleted tenant's data per transaction, for the same reason."""
 
 _TENANT = "SELECT tenant_id, settings, key_salt, created_at, updated_at FROM tenants"
 _ADMIN_KEY = "SELECT tenant_id, key_id, key_hash, created_at FROM admin_keys"
@@ -153,7 +157,24 @@ class SqliteStore:
         return await self._write_config(lambda conn: writes.put_tenant(conn, tenant, issuers))
 
     async def delete_tenant(self, tenant_id: TenantId) -> bool:
-        return await self._write_config(lambda conn: writes.delete_tenant(conn, tenant_id))
+        at = int(time.time())
+        deleted = await self._write_config(lambda conn: writes.delete_tenant(conn, tenant_id, at))
+        if deleted:
+            await self._delete_tenant_data(tenant_id)
+        return deleted
+
+    async def finish_deletions(self) -> int:
+        pending = await self._write(writes.deleted_tenants)
+        for tenant_id in pending:
+            await self._delete_tenant_data(tenant_id)
+        return len(pending)
+
+    async def _delete_tenant_data(self, tenant_id: TenantId) -> None:
+        """In chunks, each its own job: other tenants' writes go in between."""
+        while await self._write(
+            lambda conn: writes.delete_tenant_data(conn, tenant_id, DELETE_CHUNK)
+        ):
+            pass
 
     # --- tenant admin keys -------------------------------------------------------------------
 

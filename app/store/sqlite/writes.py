@@ -9,8 +9,9 @@ from typing import Any
 
 from app.errors import Conflict
 from app.models import AdminKey, Client, Credential, Grant, RegistrationOutcome, Tenant
+from app.store.base import DELETION_PENDING
 from app.store.sqlite.rows import client_row, credential_of, credential_row, grant_row, tenant_row
-from app.store.sqlite.schema import CONFIG_TABLES, TENANT_TABLES
+from app.store.sqlite.schema import CONFIG_TABLES, DATA_TABLES, TENANT_TABLES
 from app.types import ClientId, TenantId, TokenHash
 
 
@@ -29,6 +30,7 @@ def bump_config(conn: sqlite3.Connection) -> None:
 
 def put_tenant(conn: sqlite3.Connection, tenant: Tenant, issuers: Sequence[str]) -> Tenant:
     tid = tenant.tenant_id
+    put_tenant_allowed(conn, tid)
     old = one(conn, "SELECT key_salt, created_at FROM tenants WHERE tenant_id = ?", (tid,))
     if old is None:
         stored = tenant
@@ -53,20 +55,53 @@ def put_tenant(conn: sqlite3.Connection, tenant: Tenant, issuers: Sequence[str])
     return stored
 
 
-def delete_tenant(conn: sqlite3.Connection, tenant_id: TenantId) -> bool:
+def put_tenant_allowed(conn: sqlite3.Connection, tenant_id: TenantId) -> None:
+    if one(conn, "SELECT 1 FROM deleted_tenants WHERE tenant_id = ?", (tenant_id,)):
+        raise Conflict(DELETION_PENDING)
+
+
+def delete_tenant(conn: sqlite3.Connection, tenant_id: TenantId, at: int) -> bool:
+    """Delete the tenant's configuration, and mark its data for deletion in chunks."""
     existed = False
-    config_changed = False
     for table in TENANT_TABLES:
+        if table not in CONFIG_TABLES:
+            continue
         # Table names come from the fixed tuple above, never from input.
         deleted = conn.execute(
             f"DELETE FROM {table} WHERE tenant_id = ?",  # noqa: S608
             (tenant_id,),
         ).rowcount
-        config_changed |= table in CONFIG_TABLES and deleted > 0
         existed |= table == "tenants" and deleted > 0
-    if config_changed:
+    if existed:
+        conn.execute(
+            "INSERT OR IGNORE INTO deleted_tenants (tenant_id, deleted_at) VALUES (?, ?)",
+            (tenant_id, at),
+        )
         bump_config(conn)
     return existed
+
+
+def deleted_tenants(conn: sqlite3.Connection) -> list[TenantId]:
+    return [row[0] for row in conn.execute("SELECT tenant_id FROM deleted_tenants").fetchall()]
+
+
+def delete_tenant_data(conn: sqlite3.Connection, tenant_id: TenantId, limit: int) -> int | None:
+    """Delete up to ``limit`` rows of a deleted tenant's data: how many, 0 when the data
+    is gone (the tenant id is then free again), None when the tenant is not marked
+    deleted (finished by someone else, so rows under its id are a new tenant's)."""
+    if not one(conn, "SELECT 1 FROM deleted_tenants WHERE tenant_id = ?", (tenant_id,)):
+        return None
+    for table, key in DATA_TABLES.items():
+        # Table and column names come from the fixed mapping, never from input.
+        deleted: int = conn.execute(
+            f"DELETE FROM {table} WHERE tenant_id = ? AND ({key}) IN"  # noqa: S608
+            f" (SELECT {key} FROM {table} WHERE tenant_id = ? LIMIT ?)",
+            (tenant_id, tenant_id, limit),
+        ).rowcount
+        if deleted:
+            return deleted
+    conn.execute("DELETE FROM deleted_tenants WHERE tenant_id = ?", (tenant_id,))
+    return 0
 
 
 # --- admin keys and clients -----------------------------------------------------------
