@@ -57,10 +57,10 @@ def writer_threads(path: Path) -> list[threading.Thread]:
 
 
 def hold_writer(store: SqliteStore) -> tuple[threading.Event, asyncio.Future[bool]]:
-    """Keep the writer thread busy until the event is set; jobs queued meanwhile
-    go into one batch."""
+    """Keep the writer busy (a heavy job, on its thread) until the event is set; light
+    jobs queued meanwhile go into one batch."""
     gate = threading.Event()
-    held = store.writer.submit(lambda conn: gate.wait(timeout=30))
+    held = store.writer.submit(lambda conn: gate.wait(timeout=30), heavy=True)
     return gate, held
 
 
@@ -118,6 +118,20 @@ async def test_a_failing_plan_rolls_back_alone(
 
     monkeypatch.undo()
     assert (await sqlite.apply_revocation("acme", boom)).count == 1
+
+
+async def test_a_heavy_job_leaves_the_event_loop_free(sqlite: SqliteStore) -> None:
+    started, release = threading.Event(), threading.Event()
+
+    def heavy(conn: sqlite3.Connection) -> bool:
+        started.set()
+        return release.wait(timeout=30)
+
+    held = sqlite.writer.submit(heavy, heavy=True)
+    assert await asyncio.to_thread(started.wait, 30)
+    assert await sqlite.get_tenant("acme") is not None  # the loop serves meanwhile
+    release.set()
+    assert await held is True
 
 
 async def test_concurrent_writes_share_commits(sqlite: SqliteStore) -> None:

@@ -49,7 +49,7 @@ def _use_wal(conn: sqlite3.Connection) -> None:
 
 
 def open_writer(path: Path) -> sqlite3.Connection:
-    """The writer thread's connection, with the schema migrated."""
+    """The writer's connection, with the schema migrated."""
     conn = _connect(path, WRITER_BUSY_TIMEOUT_S)
     try:
         _use_wal(conn)

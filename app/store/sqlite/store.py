@@ -1,6 +1,6 @@
 """``SqliteStore``: the ``Store`` protocol on one SQLite file.
 
-Writes go to the group-commit writer thread and return once committed (fsynced).
+Writes go to the group-commit writer (``writer.py``) and return once committed (fsynced).
 Reads run inline on the event loop with a connection of their own: each is one indexed
 query, and in WAL mode it never waits for the writer.
 """
@@ -49,6 +49,9 @@ PURGE_CHUNK = 5_000
 
 DELETE_CHUNK = 5_000
 """Rows of a deleted tenant's data per transaction, for the same reason."""
+
+HEAVY_REGISTRATION = 100
+"""Registrations of more credentials than this run off the event loop."""
 
 _TENANT = "SELECT tenant_id, settings, key_salt, created_at, updated_at FROM tenants"
 _ADMIN_KEY = "SELECT tenant_id, key_id, key_hash, created_at FROM admin_keys"
@@ -133,8 +136,9 @@ class SqliteStore:
         with translated():
             return self._reader.execute(sql, params).fetchall()
 
-    async def _write(self, job: Callable[[sqlite3.Connection], T]) -> T:
-        return await self.writer.submit(job)
+    async def _write(self, job: Callable[[sqlite3.Connection], T], *, heavy: bool = False) -> T:
+        """``heavy``: thousands of rows, run off the event loop (see ``writer``)."""
+        return await self.writer.submit(job, heavy=heavy)
 
     async def _write_config(self, job: Callable[[sqlite3.Connection], T]) -> T:
         """A write that may bump ``config_version``: other processes learn of it."""
@@ -172,7 +176,7 @@ class SqliteStore:
     async def _delete_tenant_data(self, tenant_id: TenantId) -> None:
         """In chunks, each its own job: other tenants' writes go in between."""
         while await self._write(
-            lambda conn: writes.delete_tenant_data(conn, tenant_id, DELETE_CHUNK)
+            lambda conn: writes.delete_tenant_data(conn, tenant_id, DELETE_CHUNK), heavy=True
         ):
             pass
 
@@ -221,7 +225,8 @@ class SqliteStore:
     ) -> RegistrationOutcome:
         credentials = tuple(credentials)
         return await self._write(
-            lambda conn: writes.register_credentials(conn, tenant_id, credentials)
+            lambda conn: writes.register_credentials(conn, tenant_id, credentials),
+            heavy=len(credentials) > HEAVY_REGISTRATION,
         )
 
     async def find_credential(
@@ -297,7 +302,7 @@ class SqliteStore:
         total = 0
         while True:
             credentials, entries = await self._write(
-                lambda conn: writes.purge_expired(conn, before, PURGE_CHUNK)
+                lambda conn: writes.purge_expired(conn, before, PURGE_CHUNK), heavy=True
             )
             total += credentials + entries
             if credentials < PURGE_CHUNK and entries < PURGE_CHUNK:

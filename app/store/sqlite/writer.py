@@ -1,21 +1,29 @@
-"""The group-commit writer: one thread, one connection, many callers per transaction.
+"""The group-commit writer: one connection, many callers per transaction.
 
-Callers on the event loop queue jobs (functions of the connection). The thread takes
-every pending job, runs them in one ``BEGIN IMMEDIATE … COMMIT`` (when a job fails, the
-batch runs again with a savepoint per job, so that the failure rolls back only that
-job), and settles each caller's future only after the commit: one fsync serves the
-whole batch.
+Callers queue jobs (functions of the connection). One task on the event loop takes every
+pending job and runs them in one ``BEGIN IMMEDIATE … COMMIT``; each caller's future is
+settled only after the commit, so one fsync serves the whole batch. When a job fails, the
+batch runs again with a savepoint per job, so that the failure rolls back only that job.
+
+Where the work runs is the point of this module. A revocation's statements take some
+tens of microseconds; run on a thread of their own, they spent more than that again
+handing the GIL back and forth with the event loop. So light jobs run on the event loop
+itself, and only what blocks goes to the writer's thread: waiting for another process's
+write lock, the ``COMMIT`` (the fsync), and heavy jobs (bulk registration, purges), which
+run there whole so that they do not stall the loop. The connection is used by one side
+at a time: the task awaits the thread before it touches the connection again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import queue
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -42,8 +50,7 @@ def begin_immediate(conn: sqlite3.Connection, timeout_s: float) -> None:
             conn.execute("BEGIN IMMEDIATE")
             return
         except sqlite3.OperationalError as exc:
-            busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
-            if not busy or time.monotonic() >= deadline:
+            if not _busy(exc) or time.monotonic() >= deadline:
                 raise
         wait_for_lock()
 
@@ -52,11 +59,19 @@ def wait_for_lock() -> None:
     time.sleep(LOCK_POLL_S)
 
 
+def _busy(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+
+
 @dataclass(slots=True)
 class _Job:
     run: Callable[[sqlite3.Connection], Any]
-    loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
+    heavy: bool
+
+
+Outcome = tuple[_Job, Any, BaseException | None]
+"""A job, and the result or the error to settle its caller's future with."""
 
 
 class _BatchLost(Exception):
@@ -75,35 +90,6 @@ class _JobFailed(Exception):
         self.cause = cause
 
 
-Outcome = tuple[asyncio.Future[Any], Any, BaseException | None]
-"""A caller's future, and the result or the error to settle it with."""
-
-
-def _settle(loop: asyncio.AbstractEventLoop, outcomes: list[Outcome]) -> None:
-    """Settle futures of one loop with a single wake-up of that loop."""
-
-    def settle() -> None:
-        for future, result, error in outcomes:
-            if future.done():  # the caller was cancelled
-                continue
-            if error is None:
-                future.set_result(result)
-            else:
-                future.set_exception(error)
-
-    # RuntimeError: the caller's loop is closed, nobody is waiting.
-    with contextlib.suppress(RuntimeError):
-        loop.call_soon_threadsafe(settle)
-
-
-def _settle_jobs(outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:
-    by_loop: dict[asyncio.AbstractEventLoop, list[Outcome]] = {}
-    for job, result, error in outcomes:
-        by_loop.setdefault(job.loop, []).append((job.future, result, error))
-    for loop, settled in by_loop.items():
-        _settle(loop, settled)
-
-
 def _lost(cause: BaseException) -> BaseException:
     """A fresh error for each job of a batch whose transaction was rolled back."""
     error = translate(cause)
@@ -111,6 +97,44 @@ def _lost(cause: BaseException) -> BaseException:
         error = StoreUnavailable("the SQLite transaction was rolled back")
         error.__cause__ = cause
     return error
+
+
+def _settle(outcomes: list[Outcome]) -> None:
+    for job, result, error in outcomes:
+        if job.future.done():  # the caller was cancelled
+            continue
+        if error is None:
+            job.future.set_result(result)
+        else:
+            job.future.set_exception(error)
+
+
+def _run_plain(conn: sqlite3.Connection, job: _Job) -> Outcome:
+    try:
+        return job, job.run(conn), None
+    except Exception as exc:
+        raise _JobFailed(exc) from exc
+
+
+def _run_isolated(conn: sqlite3.Connection, job: _Job) -> Outcome:
+    conn.execute("SAVEPOINT job")
+    try:
+        result = job.run(conn)
+    except Exception as exc:
+        if not conn.in_transaction:
+            raise _BatchLost(exc) from exc
+        conn.execute("ROLLBACK TO job")
+        conn.execute("RELEASE job")
+        return job, None, translate(exc)
+    conn.execute("RELEASE job")
+    return job, result, None
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    # A failing ROLLBACK means the connection is failing already: the jobs fail anyway.
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
 
 
 class Writer:
@@ -122,152 +146,155 @@ class Writer:
         lock_timeout_s: float = 5.0,
     ) -> None:
         self._connect = connect
-        self.lock_timeout_s = lock_timeout_s
         self._name = name
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()  # None: stop
-        self._thread: threading.Thread | None = None
+        self.lock_timeout_s = lock_timeout_s
+        self._conn: sqlite3.Connection | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: deque[_Job] = deque()
+        self._wakeup = asyncio.Event()
         self._stopping = False
         self.commits = 0
         """Transactions committed, for tests and metrics."""
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive() and not self._stopping
+        return self._task is not None and not self._task.done() and not self._stopping
 
     async def start(self) -> None:
-        """Start the thread; it opens (and migrates) the database, or this raises."""
-        loop = asyncio.get_running_loop()
-        ready: asyncio.Future[None] = loop.create_future()
-        self._thread = threading.Thread(
-            target=self._main, args=(loop, ready), name=self._name, daemon=True
-        )
-        self._thread.start()
+        """Open (and migrate) the database on the writer's thread, or raise."""
+        self._loop = asyncio.get_running_loop()
+        self._pool = ThreadPoolExecutor(1, initializer=self._name_thread)
         try:
-            await ready
-        except BaseException:
-            await self.stop()
-            raise
+            self._conn = await self._in_thread(self._connect)
+        except BaseException as exc:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+            error = translate(exc)
+            if error is exc:
+                raise
+            raise error from exc
+        self._task = asyncio.create_task(self._serve(), name=self._name)
 
-    def submit(self, run: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
-        """Queue ``run``; the future settles once its transaction has committed."""
+    def submit(
+        self, run: Callable[[sqlite3.Connection], T], *, heavy: bool = False
+    ) -> asyncio.Future[T]:
+        """Queue ``run``; the future settles once its transaction has committed.
+
+        ``heavy``: the job may take long (thousands of rows) and runs on the writer's
+        thread, in a transaction of its own, instead of on the event loop.
+        """
         if not self.running:
             raise closed()
         loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            raise RuntimeError("the SQLite writer serves the event loop that opened it")
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Job(run, loop, future))
+        self._pending.append(_Job(run, future, heavy))
+        self._wakeup.set()
         return future
 
     async def stop(self) -> None:
         """Run the jobs already queued, close the connection and end the thread."""
-        thread = self._thread
-        if thread is None or self._stopping:
+        task = self._task
+        if task is None or self._stopping:
             return
         self._stopping = True
-        self._queue.put(None)
-        await asyncio.to_thread(thread.join)
+        self._wakeup.set()
+        await asyncio.wait([task])
 
-    # --- on the writer thread ----------------------------------------------------------
+    # --- the serving task ---------------------------------------------------------------
 
-    def _main(self, loop: asyncio.AbstractEventLoop, ready: asyncio.Future[None]) -> None:
+    def _name_thread(self) -> None:
+        threading.current_thread().name = self._name
+
+    async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        assert self._loop is not None and self._pool is not None
+        return await self._loop.run_in_executor(self._pool, fn, *args)
+
+    async def _serve(self) -> None:
+        assert self._conn is not None and self._pool is not None
+        conn = self._conn
         try:
-            conn = self._connect()
-        except BaseException as exc:
-            _settle(loop, [(ready, None, translate(exc))])
-            return
-        _settle(loop, [(ready, None, None)])
-        try:
-            stopped = False
-            while not stopped:
-                batch, stopped = self._take()
+            while self._pending or not self._stopping:
+                if not self._pending:
+                    await self._wakeup.wait()
+                    self._wakeup.clear()
+                    continue
+                batch = self._take()
                 try:
-                    self._commit(conn, batch)
+                    if batch[0].heavy:
+                        outcomes = await self._in_thread(self._transaction, conn, batch)
+                    else:
+                        outcomes = await self._light(conn, batch)
                 except BaseException:
                     # A bug in the writer itself: fail this batch rather than leave its
-                    # callers waiting; the thread ends and the store reports unavailable.
-                    _settle_jobs(
+                    # callers waiting; the store then reports unavailable.
+                    _settle(
                         [(job, None, StoreUnavailable("the SQLite writer failed")) for job in batch]
                     )
                     raise
+                _settle(outcomes)
         finally:
-            conn.close()
-            # Whatever was queued after the stop can no longer run.
-            while True:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is not None:
-                    _settle_jobs([(item, None, closed())])
+            self._stopping = True
+            while self._pending:
+                _settle([(self._pending.popleft(), None, closed())])
+            with contextlib.suppress(Exception):
+                await self._in_thread(conn.close)
+            self._pool.shutdown(wait=True)  # the thread is idle: this only joins it
 
-    def _take(self) -> tuple[list[_Job], bool]:
-        """The pending jobs (at most ``MAX_BATCH``), and whether a stop came after them."""
-        item = self._queue.get()
-        batch: list[_Job] = []
-        while item is not None:
-            batch.append(item)
-            if len(batch) >= MAX_BATCH:
-                return batch, False
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return batch, False
-        return batch, True
+    def _take(self) -> list[_Job]:
+        """A heavy job alone, or the light jobs at the head of the queue."""
+        first = self._pending.popleft()
+        batch = [first]
+        if first.heavy:
+            return batch
+        while self._pending and not self._pending[0].heavy and len(batch) < MAX_BATCH:
+            batch.append(self._pending.popleft())
+        return batch
 
-    def _commit(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
-        """Run the batch in one transaction. Jobs run back to back; only when one fails
-        is the batch run again with a savepoint per job, so that the failure rolls back
-        that job alone (two statements per job saved on the common path)."""
-        if not batch:
-            return
+    async def _light(self, conn: sqlite3.Connection, batch: list[_Job]) -> list[Outcome]:
+        """Begin (on the thread if the lock is taken), run the jobs here, commit on the
+        thread."""
         try:
-            outcomes = self._transaction(conn, batch, isolated=False)
-        except _JobFailed as failed:
-            if len(batch) == 1:
-                outcomes = [(batch[0], None, translate(failed.cause))]
-            else:
-                outcomes = self._transaction(conn, batch, isolated=True)
-        _settle_jobs(outcomes)
+            await self._begin(conn)
+            try:
+                outcomes = [_run_plain(conn, job) for job in batch]
+            except _JobFailed as failed:
+                _rollback(conn)
+                if len(batch) == 1:
+                    return [(batch[0], None, translate(failed.cause))]
+                await self._begin(conn)
+                outcomes = [_run_isolated(conn, job) for job in batch]
+            await self._in_thread(conn.execute, "COMMIT")
+            self.commits += 1
+            return outcomes
+        except (sqlite3.Error, _BatchLost) as exc:
+            _rollback(conn)
+            cause = exc.cause if isinstance(exc, _BatchLost) else exc
+            return [(job, None, _lost(cause)) for job in batch]
 
-    def _transaction(
-        self, conn: sqlite3.Connection, batch: list[_Job], *, isolated: bool
-    ) -> list[tuple[_Job, Any, BaseException | None]]:
-        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
+    async def _begin(self, conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if not _busy(exc):
+                raise
+            await self._in_thread(begin_immediate, conn, self.lock_timeout_s)
+
+    def _transaction(self, conn: sqlite3.Connection, batch: list[_Job]) -> list[Outcome]:
+        """A whole transaction, on the writer's thread."""
         try:
             begin_immediate(conn, self.lock_timeout_s)
-            run_one = self._run_isolated if isolated else self._run_plain
-            outcomes = [run_one(conn, job) for job in batch]
+            try:
+                outcomes = [_run_plain(conn, job) for job in batch]
+            except _JobFailed as failed:
+                _rollback(conn)
+                return [(job, None, translate(failed.cause)) for job in batch]
             conn.execute("COMMIT")
             self.commits += 1
-        except (sqlite3.Error, _BatchLost, _JobFailed) as exc:
-            # A failing ROLLBACK means the connection is failing already: the jobs fail below.
-            if conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-            if isinstance(exc, _JobFailed):
-                raise
-            cause = exc.cause if isinstance(exc, _BatchLost) else exc
-            outcomes = [(job, None, _lost(cause)) for job in batch]
-        return outcomes
-
-    @staticmethod
-    def _run_plain(conn: sqlite3.Connection, job: _Job) -> tuple[_Job, Any, BaseException | None]:
-        try:
-            return job, job.run(conn), None
-        except Exception as exc:
-            raise _JobFailed(exc) from exc
-
-    @staticmethod
-    def _run_isolated(
-        conn: sqlite3.Connection, job: _Job
-    ) -> tuple[_Job, Any, BaseException | None]:
-        conn.execute("SAVEPOINT job")
-        try:
-            result = job.run(conn)
-        except Exception as exc:
-            if not conn.in_transaction:
-                raise _BatchLost(exc) from exc
-            conn.execute("ROLLBACK TO job")
-            conn.execute("RELEASE job")
-            return job, None, translate(exc)
-        conn.execute("RELEASE job")
-        return job, result, None
+            return outcomes
+        except sqlite3.Error as exc:
+            _rollback(conn)
+            return [(job, None, _lost(exc)) for job in batch]

@@ -1,4 +1,5 @@
-"""Write jobs for the writer thread: each runs inside its caller's savepoint."""
+"""Write jobs for the group-commit writer: functions of its connection, each run inside
+the batch's transaction."""
 
 from __future__ import annotations
 
