@@ -14,6 +14,7 @@ WRITER_BUSY_TIMEOUT_S = 5.0
 # then not for long.
 READER_BUSY_TIMEOUT_S = 1.0
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
+WRITER_CACHE_KIB = 64 * 1024
 
 
 def _connect(path: Path, timeout_s: float) -> sqlite3.Connection:
@@ -56,6 +57,9 @@ def open_writer(path: Path) -> sqlite3.Connection:
         # FULL: in WAL mode, every commit is fsynced before the method returns.
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT:d}")
+        # The writer's page cache survives its own commits (it is the only writer):
+        # room for the indexes' upper levels of a few million credentials.
+        conn.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB:d}")
         migrate(conn)
         # From now on the writer waits for the lock itself (``writer.begin_immediate``).
         conn.execute("PRAGMA busy_timeout = 0")
