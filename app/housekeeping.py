@@ -9,7 +9,6 @@ backend also has TTL indexes; the purge is harmless there.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import structlog
 
@@ -37,7 +36,12 @@ async def finish_deletions(services: Services) -> int:
 
 async def run_housekeeping(services: Services, interval_s: float = PURGE_INTERVAL_S) -> None:
     while True:
-        with contextlib.suppress(StoreUnavailable):
+        try:
             await finish_deletions(services)
             await purge_once(services)
+        except StoreUnavailable:
+            pass  # the next round retries; requests report the outage
+        except Exception:
+            # A bug must not end the upkeep for the life of the process.
+            log.exception("housekeeping_failed")
         await asyncio.sleep(interval_s)

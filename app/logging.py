@@ -73,7 +73,10 @@ def configure_logging(
         if json
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
-    tracebacks: list[Any] = [structlog.processors.format_exc_info] if json else []
+    # Tracebacks as plain text in both modes: a console renderer left to format them
+    # itself may print every frame's local variables (rich, better_exceptions), tokens
+    # and secrets among them.
+    tracebacks: list[Any] = [structlog.processors.format_exc_info]
     structlog.configure(
         processors=[_logger_name, *shared, *tracebacks, renderer],
         logger_factory=lambda *args: LineLogger(str(args[0]) if args else "app", output),

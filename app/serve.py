@@ -13,6 +13,7 @@ from app.asgi import CONFIG_ENV, encode_config
 from app.bootstrap import open_services, operator_key_path
 from app.config import ADMIN_KEY_ENV, ServiceConfig
 from app.errors import ConfigError, StoreUnavailable
+from app.housekeeping import finish_deletions
 from app.logging import configure_logging
 from app.tenant_files import load_tenant_files
 
@@ -23,6 +24,9 @@ async def prepare(config: ServiceConfig) -> None:
     """Once, before the workers start: keys, schema, operator key, tenant files."""
     services = await open_services(config)
     try:
+        # A deletion a stopped process left half done holds its tenant id: finish it
+        # before a tenant file declares that id again.
+        await finish_deletions(services)
         if config.tenants_dir is not None:
             loaded = await load_tenant_files(services, config.tenants_dir)
             log.info("tenants_loaded", directory=str(config.tenants_dir), tenants=loaded)

@@ -22,6 +22,7 @@ from app.errors import ConfigError, Conflict, FieldError
 from app.models import Client, Tenant
 from app.services import Services
 from app.settings import validate
+from app.store.base import DELETION_PENDING
 
 
 def _client_key(client: Client) -> Client:
@@ -58,7 +59,9 @@ async def _apply_tenant(services: Services, source: str, document: Mapping[str, 
         return existing
     try:
         return await store_tenant(services, tenant_id, settings, existing)
-    except Conflict:
+    except Conflict as exc:
+        if exc.description == DELETION_PENDING:
+            raise ConfigError(source, "tenant_id", DELETION_PENDING) from None
         reason = "the issuer or an alias belongs to another tenant"
         raise ConfigError(source, "issuer", reason) from None
 

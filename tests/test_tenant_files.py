@@ -7,7 +7,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.errors import ConfigError
+from app.bootstrap import open_services
+from app.config import ServiceConfig
+from app.errors import ConfigError, StoreUnavailable
+from app.serve import prepare
 from app.services import Services
 from app.tenant_files import load_tenant_files
 from tests.support.world import OPERATOR, basic
@@ -125,3 +128,35 @@ async def test_issuer_clash_between_files(services: Services, tmp_path: Path) ->
         await load_tenant_files(services, tmp_path)
     assert caught.value.source.endswith("b.toml")
     assert caught.value.key == "issuer"
+
+
+async def test_start_up_finishes_a_deletion_left_half_done_before_loading_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REVOCATION_ADMIN_KEY", "an-operator-key-for-this-test-0123")
+    tenants = tmp_path / "tenants"
+    tenants.mkdir()
+    (tenants / "x.toml").write_text('tenant_id = "x"\nissuer = "https://x.example"')
+    config = ServiceConfig(data_dir=tmp_path / "data", tenants_dir=tenants)
+    await prepare(config)
+
+    services = await open_services(config)
+    try:
+
+        async def stopped(tenant_id: str) -> None:  # the process died after the first step
+            raise StoreUnavailable("stopped")
+
+        monkeypatch.setattr(services.store, "_delete_tenant_data", stopped)
+        with pytest.raises(StoreUnavailable):
+            await services.store.delete_tenant("x")
+    finally:
+        await services.store.close()
+
+    await prepare(config)  # would be a ConfigError for x.toml while x's id is held
+
+    services = await open_services(config)
+    try:
+        assert await services.store.get_tenant("x") is not None
+        assert await services.store.finish_deletions() == 0
+    finally:
+        await services.store.close()

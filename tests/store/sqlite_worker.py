@@ -7,13 +7,14 @@ from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 from app.store.sqlite.store import SqliteStore
-from tests.store.records import credential, revoke_token
+from tests.store.records import add_tenant, credential, revoke_token
 
 
 async def _revoke_many(path: Path, prefix: str, n: int) -> None:
     store = SqliteStore(path)
     await store.open()
     try:
+        await add_tenant(store, "acme")  # both processes: the second keeps the first's
         tokens = [f"{prefix}{i}" for i in range(n)]
         outcome = await store.register_credentials("acme", [credential("acme", t) for t in tokens])
         assert outcome.registered == n

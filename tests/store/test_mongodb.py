@@ -31,6 +31,7 @@ from app.models import (
 )
 from app.store.mongodb import schema
 from app.store.mongodb.store import MongoStore
+from tests.store.records import add_tenant
 from tests.support.mongo import mongodb_store
 from tests.support.secantus import ServerProcess, fresh_database_name, shared_server
 
@@ -44,8 +45,16 @@ FAST_FAIL = "&serverSelectionTimeoutMS=300"
 
 @pytest.fixture
 async def mongo(tmp_path: Path) -> AsyncIterator[MongoStore]:
+    """A store on a fresh database, without tenants."""
     async with mongodb_store(tmp_path, refresh_interval_s=3600) as store:
         yield store
+
+
+@pytest.fixture
+async def acme(mongo: MongoStore) -> MongoStore:
+    """``mongo`` with the tenant ``TENANT``: data is written only for a tenant."""
+    await add_tenant(mongo, TENANT)
+    return mongo
 
 
 @pytest.fixture
@@ -130,6 +139,7 @@ async def test_ttl_indexes_expire_credentials_and_deny_entries_after_retention(
     tmp_path: Path, raw: AsyncMongoClient[Document]
 ) -> None:
     async with mongodb_store(tmp_path, retention_s=3_600) as store:
+        await add_tenant(store, TENANT)
         db = raw[store._database_name]
         for name in (schema.CREDENTIALS, schema.DENY_LIST):
             ttl = (await db[name].index_information())["ttl"]
@@ -154,6 +164,7 @@ async def test_ttl_monitor_drops_only_what_is_past_retention(tmp_path: Path) -> 
         store = MongoStore(server.uri, fresh_database_name(), retention_s=60)
         await store.open()
         try:
+            await add_tenant(store, TENANT)
             now = int(datetime.now(UTC).timestamp())
             gone, kept = credential(1, exp=now - 61), credential(2, exp=now)
             await store.register_credentials(TENANT, [gone, kept])
@@ -192,7 +203,9 @@ async def test_documents_keep_binary_arrays_and_embedded_documents(
 # --- transactions -------------------------------------------------------------------------
 
 
-async def test_fifty_concurrent_revocations_of_one_token_apply_once(mongo: MongoStore) -> None:
+async def test_fifty_concurrent_revocations_of_one_token_apply_once(
+    mongo: MongoStore, acme: MongoStore
+) -> None:
     """Through two instances, so that transactions and write conflicts decide (within one
     instance, revocations of a tenant also queue up)."""
     other = MongoStore(shared_server().uri, mongo._database_name)
@@ -215,6 +228,7 @@ async def test_fifty_concurrent_revocations_of_one_token_apply_once(mongo: Mongo
 
 async def test_revocations_in_one_tenant_through_two_instances_all_apply(
     mongo: MongoStore,
+    acme: MongoStore,
 ) -> None:
     other = MongoStore(shared_server().uri, mongo._database_name)
     await other.open()
@@ -313,6 +327,7 @@ async def test_unavailable_while_the_server_is_down_and_back_when_it_returns(
     try:
         await store.open()
         await other.open()
+        await add_tenant(store, TENANT)
         await store.register_credentials(TENANT, [credential(1), credential(2)])
         assert (await store.apply_revocation(TENANT, revoke(1))).applied
 
@@ -379,7 +394,7 @@ async def test_open_fails_fast_when_no_server_answers(tmp_path: Path) -> None:
 # --- revocations of one tenant committed in batches -----------------------------------------
 
 
-async def test_a_batch_decides_its_plans_in_order(mongo: MongoStore) -> None:
+async def test_a_batch_decides_its_plans_in_order(mongo: MongoStore, acme: MongoStore) -> None:
     """The first revocation runs alone; the three queued meanwhile share one transaction,
     in which the grant's revocation takes the next plan's token (not applied: no event)
     and a repeated deny entry is not applied either."""
@@ -415,6 +430,7 @@ async def test_a_batch_decides_its_plans_in_order(mongo: MongoStore) -> None:
 
 async def test_cancelling_the_request_that_runs_a_batch_leaves_the_batch_be(
     mongo: MongoStore,
+    acme: MongoStore,
 ) -> None:
     await mongo.register_credentials(TENANT, [credential(n, grant_id=f"g{n}") for n in range(4)])
     first = asyncio.create_task(mongo.apply_revocation(TENANT, revoke_one(0)))
@@ -436,6 +452,7 @@ async def test_cancelling_the_request_that_runs_a_batch_leaves_the_batch_be(
 
 async def test_more_revocations_than_one_batch_holds_all_apply_with_dense_ids(
     mongo: MongoStore,
+    acme: MongoStore,
 ) -> None:
     n = 150  # more than two batches queue up behind the first
     await mongo.register_credentials(TENANT, [credential(i, grant_id=f"g{i}") for i in range(n)])

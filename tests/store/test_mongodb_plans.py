@@ -22,7 +22,7 @@ from app.models import Credential, DenyEntry, EventDraft, MarkKind, RevocationPl
 from app.oauth import cascade
 from app.store.mongodb.store import MongoStore
 from app.types import TenantId
-from tests.store.records import AT, DS, LATER, NOW, RT, credential, h
+from tests.store.records import AT, DS, LATER, NOW, RT, add_tenant, credential, h
 from tests.support.mongo import mongodb_store
 from tests.support.secantus import shared_server
 
@@ -125,6 +125,7 @@ async def assert_index_scans(
 @pytest.fixture
 async def mongo(tmp_path: Path) -> AsyncIterator[MongoStore]:
     async with mongodb_store(tmp_path, refresh_interval_s=3600) as store:
+        await add_tenant(store, TENANT)
         others = [
             credential(
                 TENANT,

@@ -180,6 +180,7 @@ async def test_a_lock_held_past_the_busy_timeout_is_unavailable(
     monkeypatch.setattr(connection, "WRITER_BUSY_TIMEOUT_S", 0.05)
     path = tmp_path / "store.sqlite3"
     async with opened(path) as store:
+        await add_tenant(store, "acme")
         await store.register_credentials("acme", [credential("acme", "t1")])
         other = sqlite3.connect(path, isolation_level=None)
         other.execute("BEGIN IMMEDIATE")  # another process holding the write lock
@@ -198,6 +199,7 @@ async def test_the_writer_waits_for_a_lock_held_by_another_process(
 ) -> None:
     path = tmp_path / "store.sqlite3"
     async with opened(path) as store:
+        await add_tenant(store, "acme")
         await store.register_credentials("acme", [credential("acme", "t1")])
         waited = threading.Event()
 
@@ -341,6 +343,7 @@ async def test_close_finishes_queued_writes_and_stops_the_thread(tmp_path: Path)
     store = SqliteStore(path)
     await store.open()
     tokens = [f"t{i}" for i in range(20)]
+    await add_tenant(store, "acme")
     await store.register_credentials("acme", [credential("acme", t) for t in tokens])
     assert len(writer_threads(path)) == 1
 

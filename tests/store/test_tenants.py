@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from app.errors import Conflict, StoreUnavailable
+from app.errors import Conflict, NotFound, StoreUnavailable
+from app.models import DenyEntry, Grant, RevocationPlan
 from app.store.base import Store
 from app.store.mongodb import store as mongodb_store
 from app.store.sqlite import store as sqlite_store
 from tests.store.records import (
+    LATER,
     NOW,
     add_tenant,
     assert_empty,
@@ -20,6 +22,7 @@ from tests.store.records import (
     issuer,
     populate,
     revoke_token,
+    revoked,
     tenant,
 )
 
@@ -162,6 +165,28 @@ async def test_an_interrupted_deletion_keeps_the_id_until_it_is_finished(
     assert await store.finish_deletions() == 0
     await add_tenant(store, "acme")
     await assert_no_data(store, "acme")
+
+
+async def test_a_write_that_comes_after_the_deletion_leaves_nothing_behind(store: Store) -> None:
+    """A request that resolved its tenant before the deletion, and writes after it."""
+    await add_tenant(store, "acme")
+    await store.register_credentials("acme", [credential("acme", "live", sub="alice")])
+    await store.delete_tenant("acme")
+
+    with pytest.raises(NotFound):
+        await store.register_credentials("acme", [credential("acme", "late", sub="bob")])
+    with pytest.raises(NotFound):
+        await store.put_grant(Grant("acme", "g9", "app", "bob", "openid", NOW))
+    late_jwt = RevocationPlan(
+        NOW, "token", primary_deny=DenyEntry("jti-late", LATER), events=(revoked("token"),)
+    )
+    assert not (await store.apply_revocation("acme", late_jwt)).applied
+
+    await add_tenant(store, "acme")
+    assert await store.subject_clients("acme", "bob", NOW) == []
+    assert await store.get_grant("acme", "g9") is None
+    assert not await store.is_denied("acme", "jti-late")
+    assert await store.list_events("acme", 0, 10) == []
 
 
 async def test_delete_tenant_frees_its_issuers(store: Store) -> None:

@@ -168,7 +168,18 @@ async def apply_plans(
     plans: Sequence[RevocationPlan],
     retention_s: int,
 ) -> list[RevocationOutcome]:
-    """Apply ``plans`` in order in ``session``'s transaction: one outcome each."""
+    """Apply ``plans`` in order in ``session``'s transaction: one outcome each.
+
+    Nothing is applied for a tenant that no longer exists: a request may have resolved
+    its tenant before the tenant was deleted, and its rows would be inherited by a new
+    tenant of the same id. The deletion writes the event counter that this transaction
+    writes too, so the two cannot both commit on snapshots that miss each other.
+    """
+    if (
+        await db[schema.TENANTS].find_one({"tenant_id": tenant_id}, {"_id": True}, session=session)
+        is None
+    ):
+        return [NOT_APPLIED for _ in plans]
     batch = _Batch(
         tenant_id,
         retention_s,

@@ -22,9 +22,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 from pymongo.read_concern import ReadConcern
 
-from app.errors import Conflict
+from app.errors import Conflict, NotFound
 from app.models import (
     AdminKey,
+    ByClient,
     Client,
     Credential,
     Event,
@@ -42,7 +43,7 @@ from app.store.mongodb import schema
 from app.store.mongodb.errors import is_duplicate_key, translate_errors
 from app.store.mongodb.group_commit import GroupCommit
 from app.store.mongodb.registration import register
-from app.store.mongodb.revocation import apply_plans
+from app.store.mongodb.revocation import EVENT_COUNTER, apply_plans
 from app.store.mongodb.transactions import MAJORITY, run_in_transaction
 from app.store.mongodb.watcher import ConfigWatcher
 from app.types import ClientId, TenantId, TokenHash
@@ -241,6 +242,14 @@ class MongoStore:
                 return False
             for name in schema.CONFIG_COLLECTIONS:
                 await self._coll(name).delete_many({"tenant_id": tenant_id}, session=session)
+            # Revocation batches write this document first: one that read the tenant
+            # before this commit now meets a write conflict, retries and finds it gone.
+            await self._coll(schema.COUNTERS).update_one(
+                {"tenant_id": tenant_id, "name": EVENT_COUNTER},
+                {"$set": {"deleted_at": at}},
+                upsert=True,
+                session=session,
+            )
             await self._coll(schema.DELETED_TENANTS).update_one(
                 {"tenant_id": tenant_id},
                 {"$setOnInsert": {"deleted_at": at, "chunks": 0}},
@@ -362,6 +371,7 @@ class MongoStore:
             return RegistrationOutcome(registered=0, duplicates=0)
 
         async def insert(session: AsyncClientSession) -> RegistrationOutcome:
+            await self._require_tenant(tenant_id, session)
             return await register(self._db, session, tenant_id, credentials, self._retention_s)
 
         try:
@@ -385,11 +395,24 @@ class MongoStore:
     # --- grants and subjects -----------------------------------------------------------
     @translate_errors
     async def put_grant(self, grant: Grant) -> None:
-        await self._coll(schema.GRANTS).replace_one(
-            {"tenant_id": grant.tenant_id, "grant_id": grant.grant_id},
-            docs.grant_doc(grant),
-            upsert=True,
+        async def put(session: AsyncClientSession) -> None:
+            await self._require_tenant(grant.tenant_id, session)
+            await self._coll(schema.GRANTS).replace_one(
+                {"tenant_id": grant.tenant_id, "grant_id": grant.grant_id},
+                docs.grant_doc(grant),
+                upsert=True,
+                session=session,
+            )
+
+        await self._transaction(put)
+
+    async def _require_tenant(self, tenant_id: TenantId, session: AsyncClientSession) -> None:
+        """Data is written only for a tenant that exists (see ``apply_plans``)."""
+        found = await self._coll(schema.TENANTS).find_one(
+            {"tenant_id": tenant_id}, {"_id": True}, session=session
         )
+        if found is None:
+            raise NotFound("unknown tenant")
 
     @translate_errors
     async def get_grant(self, tenant_id: TenantId, grant_id: str) -> Grant | None:
@@ -424,6 +447,10 @@ class MongoStore:
     async def apply_revocation(
         self, tenant_id: TenantId, plan: RevocationPlan
     ) -> RevocationOutcome:
+        if any(isinstance(selector, ByClient) for selector in plan.selectors):
+            # A client's every credential: a transaction of its own, so that its size
+            # or its failure is not shared with a batch of other revocations.
+            return (await self._apply_revocations(tenant_id, [plan]))[0]
         return await self._group_commit.submit(tenant_id, plan)
 
     async def _apply_revocations(

@@ -259,7 +259,10 @@ class SqliteStore:
     async def apply_revocation(
         self, tenant_id: TenantId, plan: RevocationPlan
     ) -> RevocationOutcome:
-        return await self._write(lambda conn: revocation.apply_plan(conn, tenant_id, plan))
+        return await self._write(
+            lambda conn: revocation.apply_plan(conn, tenant_id, plan),
+            heavy=revocation.is_wide(plan),
+        )
 
     async def ended_session(self, tenant_id: TenantId, device_session_id: str) -> int | None:
         rows = self._rows(

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from app.errors import Conflict
+from app.errors import Conflict, NotFound
 from app.models import AdminKey, Client, Credential, Grant, RegistrationOutcome, Tenant
 from app.store.base import DELETION_PENDING
 from app.store.sqlite.rows import client_row, credential_of, credential_row, grant_row, tenant_row
@@ -169,9 +169,18 @@ FIND_CREDENTIAL = """SELECT tenant_id, token_hash, type, client_id, exp, sub, gr
 FROM credentials WHERE tenant_id = ? AND token_hash = ?"""
 
 
+def require_tenant(conn: sqlite3.Connection, tenant_id: TenantId) -> None:
+    """Data is written only for a tenant that exists, checked in the writing transaction:
+    a request that resolved its tenant before a deletion must not leave rows behind
+    that a new tenant of the same id would inherit."""
+    if one(conn, "SELECT 1 FROM tenants WHERE tenant_id = ?", (tenant_id,)) is None:
+        raise NotFound("unknown tenant")
+
+
 def register_credentials(
     conn: sqlite3.Connection, tenant_id: TenantId, credentials: Sequence[Credential]
 ) -> RegistrationOutcome:
+    require_tenant(conn, tenant_id)
     # Descriptions name the position in the batch, never the token or its hash.
     first: dict[TokenHash, tuple[int, Credential]] = {}
     for index, credential in enumerate(credentials):
@@ -191,6 +200,7 @@ def register_credentials(
 
 
 def put_grant(conn: sqlite3.Connection, grant: Grant) -> None:
+    require_tenant(conn, grant.tenant_id)
     conn.execute(
         """INSERT INTO grants (tenant_id, grant_id, client_id, sub, scope, updated_at)
         VALUES (?, ?, ?, ?, ?, ?)
