@@ -9,6 +9,7 @@ from pathlib import Path
 
 from app.admin import cli as admin_cli
 from app.config import ServiceConfig
+from app.logging import LEVELS
 
 
 def parser() -> argparse.ArgumentParser:
@@ -35,9 +36,7 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="JSON log lines [when not on a terminal]",
     )
-    serve.add_argument(
-        "--log-level", default="info", choices=("debug", "info", "warning", "error", "critical")
-    )
+    serve.add_argument("--log-level", default="info", choices=tuple(LEVELS))
     serve.set_defaults(func=_serve)
     admin_cli.register(commands, add_store_options)
     return top

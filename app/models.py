@@ -250,6 +250,12 @@ class RevocationPlan:
     marks: tuple[NotBeforeMark, ...] = ()
     events: tuple[EventDraft, ...] = field(default=())
 
+    @property
+    def takes_down_a_client(self) -> bool:
+        """Whether the plan may take down a client's every credential
+        (``token_type_hint=all``): too many rows for the stores' usual path."""
+        return any(isinstance(selector, ByClient) for selector in self.selectors)
+
 
 @dataclass(frozen=True, slots=True)
 class RevocationOutcome:

@@ -161,6 +161,16 @@ class _Batch:
         return plan.primary_deny is None or plan.primary_deny.key not in self.denied
 
 
+async def tenant_exists(
+    db: AsyncDatabase[Document], session: AsyncClientSession, tenant_id: TenantId
+) -> bool:
+    """Read in the writing transaction: data is written only for a tenant that exists."""
+    found = await db[schema.TENANTS].find_one(
+        {"tenant_id": tenant_id}, {"_id": True}, session=session
+    )
+    return found is not None
+
+
 async def apply_plans(
     db: AsyncDatabase[Document],
     session: AsyncClientSession,
@@ -175,10 +185,7 @@ async def apply_plans(
     tenant of the same id. The deletion writes the event counter that this transaction
     writes too, so the two cannot both commit on snapshots that miss each other.
     """
-    if (
-        await db[schema.TENANTS].find_one({"tenant_id": tenant_id}, {"_id": True}, session=session)
-        is None
-    ):
+    if not await tenant_exists(db, session, tenant_id):
         return [NOT_APPLIED for _ in plans]
     batch = _Batch(
         tenant_id,

@@ -25,7 +25,6 @@ from pymongo.read_concern import ReadConcern
 from app.errors import Conflict, NotFound
 from app.models import (
     AdminKey,
-    ByClient,
     Client,
     Credential,
     Event,
@@ -43,7 +42,7 @@ from app.store.mongodb import schema
 from app.store.mongodb.errors import is_duplicate_key, translate_errors
 from app.store.mongodb.group_commit import GroupCommit
 from app.store.mongodb.registration import register
-from app.store.mongodb.revocation import EVENT_COUNTER, apply_plans
+from app.store.mongodb.revocation import EVENT_COUNTER, apply_plans, tenant_exists
 from app.store.mongodb.transactions import MAJORITY, run_in_transaction
 from app.store.mongodb.watcher import ConfigWatcher
 from app.types import ClientId, TenantId, TokenHash
@@ -408,10 +407,7 @@ class MongoStore:
 
     async def _require_tenant(self, tenant_id: TenantId, session: AsyncClientSession) -> None:
         """Data is written only for a tenant that exists (see ``apply_plans``)."""
-        found = await self._coll(schema.TENANTS).find_one(
-            {"tenant_id": tenant_id}, {"_id": True}, session=session
-        )
-        if found is None:
+        if not await tenant_exists(self._db, session, tenant_id):
             raise NotFound("unknown tenant")
 
     @translate_errors
@@ -447,7 +443,7 @@ class MongoStore:
     async def apply_revocation(
         self, tenant_id: TenantId, plan: RevocationPlan
     ) -> RevocationOutcome:
-        if any(isinstance(selector, ByClient) for selector in plan.selectors):
+        if plan.takes_down_a_client:
             # A client's every credential: a transaction of its own, so that its size
             # or its failure is not shared with a batch of other revocations.
             return (await self._apply_revocations(tenant_id, [plan]))[0]

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from app.errors import StoreUnavailable
+from app.store.sqlite.errors import is_busy
 from app.store.sqlite.schema import migrate
 
 WRITER_BUSY_TIMEOUT_S = 5.0
@@ -38,8 +39,7 @@ def _use_wal(conn: sqlite3.Connection) -> None:
         try:
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchall()[0][0]
         except sqlite3.OperationalError as exc:
-            busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
-            if not busy or time.monotonic() > deadline:
+            if not is_busy(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(delay)
             delay = min(delay * 2, 0.05)

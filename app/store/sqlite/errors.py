@@ -31,6 +31,11 @@ def closed() -> StoreUnavailable:
     return StoreUnavailable("the SQLite store is not open")
 
 
+def is_busy(exc: sqlite3.Error) -> bool:
+    """Another connection holds the lock this one needs."""
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+
+
 def is_unavailable(exc: sqlite3.Error) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
     return code is not None and code & 0xFF in UNAVAILABLE_CODES

@@ -16,7 +16,7 @@ from app.models import (
     Selector,
     TokenType,
 )
-from app.store.sqlite.writes import one
+from app.store.sqlite.writes import one, tenant_exists
 from app.types import TenantId
 
 NOT_APPLIED = RevocationOutcome(applied=False, count=0)
@@ -57,18 +57,6 @@ def selector_query(selector: Selector) -> tuple[str, dict[str, Any]]:
             return REVOKE_BY_CLIENT, {"client": client_id}
         case BySession(device_session_id, types):
             return REVOKE_BY_SESSION, {"session": device_session_id, **_types(types)}
-
-
-def is_wide(plan: RevocationPlan) -> bool:
-    """Whether the plan may take down a client's every credential (``token_type_hint=all``):
-    thousands of rows, too many to run on the event loop."""
-    return any(isinstance(selector, ByClient) for selector in plan.selectors)
-
-
-def tenant_exists(conn: sqlite3.Connection, tenant_id: TenantId) -> bool:
-    """Checked in the revocation's transaction: a revocation that resolved its tenant
-    before the tenant was deleted must not leave rows for a new tenant of that id."""
-    return one(conn, "SELECT 1 FROM tenants WHERE tenant_id = ?", (tenant_id,)) is not None
 
 
 def deny_is_new(conn: sqlite3.Connection, tenant_id: TenantId, plan: RevocationPlan) -> bool:
@@ -187,6 +175,8 @@ def append_events(
 def apply_plan(
     conn: sqlite3.Connection, tenant_id: TenantId, plan: RevocationPlan
 ) -> RevocationOutcome:
+    # A revocation that resolved its tenant before the tenant was deleted must not leave
+    # rows for a new tenant of that id.
     if not tenant_exists(conn, tenant_id) or not deny_is_new(conn, tenant_id, plan):
         return NOT_APPLIED
     count = revoke_primary(conn, tenant_id, plan)

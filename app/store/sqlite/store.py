@@ -168,7 +168,7 @@ class SqliteStore:
         return deleted
 
     async def finish_deletions(self) -> int:
-        pending = await self._write(writes.deleted_tenants)
+        pending = [row[0] for row in self._rows("SELECT tenant_id FROM deleted_tenants", ())]
         for tenant_id in pending:
             await self._delete_tenant_data(tenant_id)
         return len(pending)
@@ -261,7 +261,7 @@ class SqliteStore:
     ) -> RevocationOutcome:
         return await self._write(
             lambda conn: revocation.apply_plan(conn, tenant_id, plan),
-            heavy=revocation.is_wide(plan),
+            heavy=plan.takes_down_a_client,
         )
 
     async def ended_session(self, tenant_id: TenantId, device_session_id: str) -> int | None:

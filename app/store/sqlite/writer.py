@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from app.errors import StoreUnavailable
-from app.store.sqlite.errors import closed, translate
+from app.store.sqlite.errors import closed, is_busy, translate
 
 T = TypeVar("T")
 
@@ -50,17 +50,13 @@ def begin_immediate(conn: sqlite3.Connection, timeout_s: float) -> None:
             conn.execute("BEGIN IMMEDIATE")
             return
         except sqlite3.OperationalError as exc:
-            if not _busy(exc) or time.monotonic() >= deadline:
+            if not is_busy(exc) or time.monotonic() >= deadline:
                 raise
         wait_for_lock()
 
 
 def wait_for_lock() -> None:
     time.sleep(LOCK_POLL_S)
-
-
-def _busy(exc: sqlite3.Error) -> bool:
-    return getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
 
 
 @dataclass(slots=True)
@@ -279,7 +275,7 @@ class Writer:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            if not _busy(exc):
+            if not is_busy(exc):
                 raise
             await self._in_thread(begin_immediate, conn, self.lock_timeout_s)
 

@@ -56,8 +56,16 @@ def put_tenant(conn: sqlite3.Connection, tenant: Tenant, issuers: Sequence[str])
     return stored
 
 
+def tenant_exists(conn: sqlite3.Connection, tenant_id: TenantId) -> bool:
+    return one(conn, "SELECT 1 FROM tenants WHERE tenant_id = ?", (tenant_id,)) is not None
+
+
+def deletion_pending(conn: sqlite3.Connection, tenant_id: TenantId) -> bool:
+    return one(conn, "SELECT 1 FROM deleted_tenants WHERE tenant_id = ?", (tenant_id,)) is not None
+
+
 def put_tenant_allowed(conn: sqlite3.Connection, tenant_id: TenantId) -> None:
-    if one(conn, "SELECT 1 FROM deleted_tenants WHERE tenant_id = ?", (tenant_id,)):
+    if deletion_pending(conn, tenant_id):
         raise Conflict(DELETION_PENDING)
 
 
@@ -82,15 +90,11 @@ def delete_tenant(conn: sqlite3.Connection, tenant_id: TenantId, at: int) -> boo
     return existed
 
 
-def deleted_tenants(conn: sqlite3.Connection) -> list[TenantId]:
-    return [row[0] for row in conn.execute("SELECT tenant_id FROM deleted_tenants").fetchall()]
-
-
 def delete_tenant_data(conn: sqlite3.Connection, tenant_id: TenantId, limit: int) -> int | None:
     """Delete up to ``limit`` rows of a deleted tenant's data: how many, 0 when the data
     is gone (the tenant id is then free again), None when the tenant is not marked
     deleted (finished by someone else, so rows under its id are a new tenant's)."""
-    if not one(conn, "SELECT 1 FROM deleted_tenants WHERE tenant_id = ?", (tenant_id,)):
+    if not deletion_pending(conn, tenant_id):
         return None
     for table, key in DATA_TABLES.items():
         # Table and column names come from the fixed mapping, never from input.
@@ -173,7 +177,7 @@ def require_tenant(conn: sqlite3.Connection, tenant_id: TenantId) -> None:
     """Data is written only for a tenant that exists, checked in the writing transaction:
     a request that resolved its tenant before a deletion must not leave rows behind
     that a new tenant of the same id would inherit."""
-    if one(conn, "SELECT 1 FROM tenants WHERE tenant_id = ?", (tenant_id,)) is None:
+    if not tenant_exists(conn, tenant_id):
         raise NotFound("unknown tenant")
 
 
