@@ -679,23 +679,16 @@ def code_version() -> str:
     git = shutil.which("git")
     if git is None:
         return "unknown"
+
+    def output(*args: str) -> str:
+        done = subprocess.run(
+            [git, *args], cwd=SCRIPTS.parent, capture_output=True, text=True, timeout=10, check=True
+        )
+        return done.stdout.strip()
+
     try:
-        head = subprocess.run(
-            [git, "rev-parse", "--short", "HEAD"],
-            cwd=SCRIPTS.parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            [git, "status", "--porcelain", "--untracked-files=no"],
-            cwd=SCRIPTS.parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
+        head = output("rev-parse", "--short", "HEAD")
+        dirty = output("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"{head}{' + uncommitted changes' if dirty else ''}"

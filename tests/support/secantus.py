@@ -45,24 +45,20 @@ def fresh_database_name(prefix: str = "t") -> str:
     return f"{prefix}_{uuid.uuid4().hex[:16]}"
 
 
-class InProcessServer:
-    def __init__(self, storage_path: Path, *, ttl_sweep_seconds: float = 0.0) -> None:
-        self.storage_path = storage_path
-        self._server = secantus.SecantusDBServer(
-            port=0, storage_path=str(storage_path), ttl_sweep_seconds=ttl_sweep_seconds
-        )
-        self.port = 0
+class _Server:
+    """A SecantusDB server on ``port``; a context manager that starts and stops it."""
+
+    port: int
 
     @property
     def uri(self) -> str:
         return mongodb_uri(self.port)
 
     def start(self) -> None:
-        self._server.start()
-        self.port = int(self._server.port)
+        raise NotImplementedError
 
     def stop(self) -> None:
-        self._server.stop()
+        raise NotImplementedError
 
     def __enter__(self) -> Self:
         self.start()
@@ -75,6 +71,22 @@ class InProcessServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class InProcessServer(_Server):
+    def __init__(self, storage_path: Path, *, ttl_sweep_seconds: float = 0.0) -> None:
+        self.storage_path = storage_path
+        self._server = secantus.SecantusDBServer(
+            port=0, storage_path=str(storage_path), ttl_sweep_seconds=ttl_sweep_seconds
+        )
+        self.port = 0
+
+    def start(self) -> None:
+        self._server.start()
+        self.port = int(self._server.port)
+
+    def stop(self) -> None:
+        self._server.stop()
 
 
 LAUNCHER = """
@@ -107,7 +119,7 @@ committed transaction can be lost to a SIGKILL, where MongoDB's ``w: majority`` 
 is journaled. Fsync on every commit gives crash tests MongoDB's guarantee."""
 
 
-class ServerProcess:
+class ServerProcess(_Server):
     """SecantusDB in a child process, on a fixed port and storage directory."""
 
     def __init__(
@@ -124,10 +136,6 @@ class ServerProcess:
         self.sync_on_commit = sync_on_commit
         self.log_path = storage_path.with_name(storage_path.name + ".log")
         self._process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def uri(self) -> str:
-        return mongodb_uri(self.port)
 
     @property
     def running(self) -> bool:
@@ -182,18 +190,6 @@ class ServerProcess:
                 self._process.kill()
                 self._process.wait()
             self._process = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 _shared: InProcessServer | None = None
