@@ -113,6 +113,28 @@ class SubjectClient:
 
 
 @dataclass(frozen=True, slots=True)
+class PluginVersion:
+    """One uploaded version of a tenant's interception plugin (untrusted Python source).
+
+    Every upload is a new version; older ones are kept so that one can be made current
+    again. Exactly one version of a name is ``current`` while the plugin exists.
+    """
+
+    tenant_id: TenantId
+    name: str
+    version: int
+    source: str
+    sha256: str
+    """Hex SHA-256 of the UTF-8 source."""
+    hooks: tuple[str, ...]
+    """The hooks the source defines, in hookspec order."""
+    uploaded_by: str
+    """``operator`` or ``key:<key_id>`` of the tenant admin key that uploaded it."""
+    uploaded_at: int
+    current: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class AdminKey:
     tenant_id: TenantId
     key_id: str

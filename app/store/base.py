@@ -18,6 +18,7 @@ from app.models import (
     Event,
     Grant,
     MarkKind,
+    PluginVersion,
     RegistrationOutcome,
     RevocationOutcome,
     RevocationPlan,
@@ -65,7 +66,7 @@ class Store(Protocol):
     async def delete_tenant(self, tenant_id: TenantId) -> bool:
         """Delete the tenant and all its data. False when there was none.
 
-        The configuration (settings, issuers, admin keys, clients) goes at once, in one
+        The configuration (settings, issuers, admin keys, clients, plugins) goes at once, in one
         transaction; the data (credentials, grants, events, …) then in chunks, so that a
         large tenant neither holds up other tenants' writes nor outgrows a transaction.
         Until its data is gone the tenant id cannot be used again (``put_tenant`` raises
@@ -93,6 +94,37 @@ class Store(Protocol):
         """Create or replace (keeps ``created_at`` of an existing client)."""
 
     async def delete_client(self, tenant_id: TenantId, client_id: ClientId) -> bool: ...
+
+    # --- tenant plugins ---------------------------------------------------------------
+    # Uploaded plugin code is configuration: every write below moves ``config_version``
+    # so that every worker and instance runs the new code from its next request.
+
+    async def add_plugin_version(self, plugin: PluginVersion) -> PluginVersion:
+        """Keep a new version of ``plugin.name`` and make it the current one.
+
+        Its number is one more than the highest ever kept for that name in the tenant (1
+        for the first); ``plugin.version`` and ``plugin.current`` are ignored. Returns the
+        stored version. Raises ``NotFound`` when the tenant does not exist.
+        """
+
+    async def get_plugin_version(
+        self, tenant_id: TenantId, name: str, version: int | None = None
+    ) -> PluginVersion | None:
+        """That version, or the current one when ``version`` is None; None if absent."""
+
+    async def list_plugin_versions(self, tenant_id: TenantId, name: str) -> list[PluginVersion]:
+        """Every kept version of ``name``, oldest first; empty when there is no such plugin."""
+
+    async def list_plugins(self, tenant_id: TenantId) -> list[PluginVersion]:
+        """The current version of each of the tenant's plugins, by name."""
+
+    async def set_current_plugin_version(
+        self, tenant_id: TenantId, name: str, version: int
+    ) -> bool:
+        """Make a kept version current (rollback); False when there is no such version."""
+
+    async def delete_plugin(self, tenant_id: TenantId, name: str) -> bool:
+        """Remove every version of ``name``; False when there was none."""
 
     # --- credentials ----------------------------------------------------------------------
     async def register_credentials(

@@ -17,6 +17,7 @@ from app.models import (
     Grant,
     MarkKind,
     NotBeforeMark,
+    PluginVersion,
     RevocationPlan,
     Tenant,
     TokenType,
@@ -68,6 +69,22 @@ def client(tenant_id: TenantId, client_id: str = "app", **fields: Any) -> Client
     return Client(tenant_id=tenant_id, client_id=client_id, **values)
 
 
+def plugin(
+    tenant_id: TenantId, name: str = "audit", source: str = "", **fields: Any
+) -> PluginVersion:
+    """An upload of ``name``; the store numbers it (``version`` and ``current`` are ignored)."""
+    source = source or f"def before_revocation(ctx):\n    return None  # {name}\n"
+    values: dict[str, Any] = {
+        "sha256": hashlib.sha256(source.encode()).hexdigest(),
+        "hooks": ("before_revocation",),
+        "uploaded_by": "operator",
+        "uploaded_at": NOW,
+        "version": 0,
+    }
+    values.update(fields)
+    return PluginVersion(tenant_id=tenant_id, name=name, source=source, **values)
+
+
 def credential(
     tenant_id: TenantId,
     token: str,
@@ -107,6 +124,7 @@ class Populated:
     client: Client
     key: AdminKey
     grant: Grant
+    plugin: PluginVersion
 
 
 async def populate(store: Store, tenant_id: TenantId) -> Populated:
@@ -116,6 +134,7 @@ async def populate(store: Store, tenant_id: TenantId) -> Populated:
     await store.put_client(app)
     key = AdminKey(tenant_id, "k1", b"\x02" * 32, NOW)
     await store.add_admin_key(key)
+    uploaded = await store.add_plugin_version(plugin(tenant_id))
     grant = Grant(tenant_id, "g1", "app", "alice", "openid", NOW)
     await store.put_grant(grant)
     await store.register_credentials(
@@ -139,7 +158,7 @@ async def populate(store: Store, tenant_id: TenantId) -> Populated:
         ),
     )
     assert outcome.applied
-    return Populated(stored, app, key, grant)
+    return Populated(stored, app, key, grant, uploaded)
 
 
 async def assert_populated(store: Store, data: Populated) -> None:
@@ -147,6 +166,7 @@ async def assert_populated(store: Store, data: Populated) -> None:
     assert await store.get_tenant(tid) == data.tenant
     assert await store.list_clients(tid) == [data.client]
     assert await store.list_admin_keys(tid) == [data.key]
+    assert await store.list_plugins(tid) == [data.plugin]
     assert await store.get_grant(tid, "g1") == data.grant
     assert await store.find_credential(tid, h("live")) is not None
     assert await is_revoked(store, tid, "gone")
@@ -169,6 +189,8 @@ async def assert_no_data(store: Store, tenant_id: TenantId) -> None:
     assert await store.list_clients(tenant_id) == []
     assert await store.get_admin_key(tenant_id, "k1") is None
     assert await store.list_admin_keys(tenant_id) == []
+    assert await store.get_plugin_version(tenant_id, "audit") is None
+    assert await store.list_plugins(tenant_id) == []
     assert await store.get_grant(tenant_id, "g1") is None
     assert await store.find_credential(tenant_id, h("live")) is None
     assert await store.find_credential(tenant_id, h("gone")) is None

@@ -19,6 +19,7 @@ from app.models import (
     Event,
     EventDraft,
     Grant,
+    PluginVersion,
     Tenant,
     TokenType,
 )
@@ -109,6 +110,34 @@ def client_of(doc: Document) -> Client:
         jwks_uri=doc.get("jwks_uri"),
         created_at=doc["created_at"],
         updated_at=doc["updated_at"],
+    )
+
+
+def plugin_doc(plugin: PluginVersion) -> Document:
+    return {
+        "tenant_id": plugin.tenant_id,
+        "name": plugin.name,
+        "version": plugin.version,
+        "source": plugin.source,
+        "sha256": plugin.sha256,
+        "hooks": list(plugin.hooks),
+        "uploaded_by": plugin.uploaded_by,
+        "uploaded_at": plugin.uploaded_at,
+        "current": plugin.current,
+    }
+
+
+def plugin_of(doc: Document) -> PluginVersion:
+    return PluginVersion(
+        tenant_id=doc["tenant_id"],
+        name=doc["name"],
+        version=doc["version"],
+        source=doc["source"],
+        sha256=doc["sha256"],
+        hooks=tuple(doc["hooks"]),
+        uploaded_by=doc["uploaded_by"],
+        uploaded_at=doc["uploaded_at"],
+        current=doc["current"],
     )
 
 

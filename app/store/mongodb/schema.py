@@ -21,6 +21,7 @@ TENANTS = "tenants"
 ISSUERS = "issuers"
 ADMIN_KEYS = "admin_keys"
 CLIENTS = "clients"
+PLUGINS = "plugin_versions"
 CREDENTIALS = "credentials"
 GRANTS = "grants"
 SESSIONS = "ended_sessions"
@@ -31,7 +32,7 @@ COUNTERS = "counters"
 DELETED_TENANTS = "deleted_tenants"
 """Tenants whose configuration is gone and whose data is still being deleted."""
 
-CONFIG_COLLECTIONS = (TENANTS, ISSUERS, CLIENTS, ADMIN_KEYS)
+CONFIG_COLLECTIONS = (TENANTS, ISSUERS, CLIENTS, ADMIN_KEYS, PLUGINS)
 """What ``config_version()`` follows: a change here must reach every instance's cache."""
 
 DATA_COLLECTIONS = (CREDENTIALS, GRANTS, SESSIONS, MARKS, DENY_LIST, EVENTS, COUNTERS)
@@ -68,6 +69,18 @@ INDEXES: dict[str, tuple[Index, ...]] = {
     ),
     ADMIN_KEYS: (Index("tenant_key", ("tenant_id", "key_id"), unique=True),),
     CLIENTS: (Index("tenant_client", ("tenant_id", "client_id"), unique=True),),
+    PLUGINS: (
+        Index("tenant_plugin_version", ("tenant_id", "name", "version"), unique=True),
+        # The server keeps at most one current version per name. Queries that say
+        # ``current: true`` use it: the current version of a name, and the tenant's
+        # current versions in name order.
+        Index(
+            "tenant_current_plugin",
+            ("tenant_id", "name"),
+            unique=True,
+            options={"partialFilterExpression": {"current": True}},
+        ),
+    ),
     CREDENTIALS: (
         Index("tenant_token", ("tenant_id", "token_hash"), unique=True),
         Index("tenant_grant", ("tenant_id", "grant_id")),

@@ -1,11 +1,12 @@
 """``MongoStore``: the Store protocol on MongoDB 7+ through PyMongo's async API.
 
 Writes that touch more than one document (tenants with their issuers, tenant deletion,
-credential registration, revocation) run in multi-document transactions (snapshot reads,
-majority journaled commits, see ``transactions``). Every other write is one atomic
-single-document operation with the same write concern; reads are majority reads on the
-primary. A server that is gone fails a call within ``serverSelectionTimeoutMS`` with
-``StoreUnavailable``, and the driver reconnects by itself when it is back.
+plugin versions, credential registration, revocation) run in multi-document transactions
+(snapshot reads, majority journaled commits, see ``transactions``). Every other write is
+one atomic single-document operation with the same write concern; reads are majority
+reads on the primary. A server that is gone fails a call within
+``serverSelectionTimeoutMS`` with ``StoreUnavailable``, and the driver reconnects by
+itself when it is back.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from app.models import (
     Event,
     Grant,
     MarkKind,
+    PluginVersion,
     RegistrationOutcome,
     RevocationOutcome,
     RevocationPlan,
@@ -38,7 +40,7 @@ from app.models import (
 )
 from app.store.base import DELETION_PENDING
 from app.store.mongodb import documents as docs
-from app.store.mongodb import schema
+from app.store.mongodb import plugins, schema
 from app.store.mongodb.errors import is_duplicate_key, translate_errors
 from app.store.mongodb.group_commit import GroupCommit
 from app.store.mongodb.registration import register
@@ -241,14 +243,16 @@ class MongoStore:
                 return False
             for name in schema.CONFIG_COLLECTIONS:
                 await self._coll(name).delete_many({"tenant_id": tenant_id}, session=session)
-            # Revocation batches write this document first: one that read the tenant
-            # before this commit now meets a write conflict, retries and finds it gone.
-            await self._coll(schema.COUNTERS).update_one(
-                {"tenant_id": tenant_id, "name": EVENT_COUNTER},
-                {"$set": {"deleted_at": at}},
-                upsert=True,
-                session=session,
-            )
+            # Revocation batches and plugin writes write these documents first: one
+            # that read the tenant before this commit now meets a write conflict,
+            # retries and finds it gone.
+            for counter in (EVENT_COUNTER, plugins.PLUGIN_COUNTER):
+                await self._coll(schema.COUNTERS).update_one(
+                    {"tenant_id": tenant_id, "name": counter},
+                    {"$set": {"deleted_at": at}},
+                    upsert=True,
+                    session=session,
+                )
             await self._coll(schema.DELETED_TENANTS).update_one(
                 {"tenant_id": tenant_id},
                 {"$setOnInsert": {"deleted_at": at, "chunks": 0}},
@@ -360,6 +364,68 @@ class MongoStore:
         if result.deleted_count:
             self._config_changed()
         return result.deleted_count > 0
+
+    # --- tenant plugins -------------------------------------------------------------------
+    @translate_errors
+    async def add_plugin_version(self, plugin: PluginVersion) -> PluginVersion:
+        stored = await self._plugin_write(
+            lambda session: plugins.add_version(self._db, session, plugin)
+        )
+        self._config_changed()
+        return stored
+
+    @translate_errors
+    async def get_plugin_version(
+        self, tenant_id: TenantId, name: str, version: int | None = None
+    ) -> PluginVersion | None:
+        query: Document = {"tenant_id": tenant_id, "name": name}
+        query |= plugins.CURRENT if version is None else {"version": version}
+        doc = await self._coll(schema.PLUGINS).find_one(query, {"_id": False})
+        return None if doc is None else docs.plugin_of(doc)
+
+    @translate_errors
+    async def list_plugin_versions(self, tenant_id: TenantId, name: str) -> list[PluginVersion]:
+        cursor = self._coll(schema.PLUGINS).find(
+            {"tenant_id": tenant_id, "name": name}, {"_id": False}
+        )
+        return [docs.plugin_of(doc) async for doc in cursor.sort("version", 1)]
+
+    @translate_errors
+    async def list_plugins(self, tenant_id: TenantId) -> list[PluginVersion]:
+        cursor = self._coll(schema.PLUGINS).find(
+            {"tenant_id": tenant_id, **plugins.CURRENT}, {"_id": False}
+        )
+        return [docs.plugin_of(doc) async for doc in cursor.sort("name", 1)]
+
+    @translate_errors
+    async def set_current_plugin_version(
+        self, tenant_id: TenantId, name: str, version: int
+    ) -> bool:
+        found = await self._plugin_write(
+            lambda session: plugins.set_current(self._db, session, tenant_id, name, version)
+        )
+        if found:
+            self._config_changed()
+        return found
+
+    @translate_errors
+    async def delete_plugin(self, tenant_id: TenantId, name: str) -> bool:
+        deleted = await self._plugin_write(
+            lambda session: plugins.delete(self._db, session, tenant_id, name)
+        )
+        if deleted:
+            self._config_changed()
+        return deleted
+
+    async def _plugin_write(self, write: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
+        try:
+            return await self._transaction(write)
+        except PyMongoError as exc:
+            if not is_duplicate_key(exc):
+                raise
+        # Another transaction created the tenant's plugin counter (or a first version)
+        # between our snapshot and our insert: once more, now that it is visible.
+        return await self._transaction(write)
 
     # --- credentials ----------------------------------------------------------------------
     @translate_errors

@@ -1,11 +1,12 @@
 """``config_version()`` for MongoDB: an in-memory counter that other instances' writes move.
 
-A background task follows one change stream on the database, filtered to the tenant,
-issuer, client and admin-key collections, and bumps the counter on every change. It keeps
-the resume token and, after an error, reopens the stream from it (or from now, when the
-server no longer has that history), bumping once more since something may have been
-missed. As a last resort the version also moves every ``refresh_interval_s``, so a
-notification lost any other way heals by itself.
+A background task follows one change stream on the database, filtered to the
+configuration collections (``CONFIG_COLLECTIONS``: tenants, issuers, clients, admin keys,
+plugins), and bumps the counter on every change. It keeps the resume token and, after an
+error, reopens the stream from it (or from now, when the server no longer has that
+history), bumping once more since something may have been missed. As a last resort the
+version also moves every ``refresh_interval_s``, so a notification lost any other way
+heals by itself.
 """
 
 from __future__ import annotations

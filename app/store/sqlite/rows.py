@@ -12,6 +12,7 @@ from app.models import (
     Credential,
     Event,
     Grant,
+    PluginVersion,
     Tenant,
     TokenType,
 )
@@ -132,4 +133,32 @@ def event_of(row: Row) -> Event:
         token_type=row[8],
         jti=row[9],
         device_session_id=row[10],
+    )
+
+
+def plugin_row(p: PluginVersion) -> Row:
+    return (
+        p.tenant_id,
+        p.name,
+        p.version,
+        p.source,
+        p.sha256,
+        json.dumps(list(p.hooks), separators=(",", ":")),
+        p.uploaded_by,
+        p.uploaded_at,
+        int(p.current),
+    )
+
+
+def plugin_of(row: Row) -> PluginVersion:
+    return PluginVersion(
+        tenant_id=row[0],
+        name=row[1],
+        version=row[2],
+        source=row[3],
+        sha256=row[4],
+        hooks=tuple(json.loads(row[5])),
+        uploaded_by=row[6],
+        uploaded_at=row[7],
+        current=bool(row[8]),
     )

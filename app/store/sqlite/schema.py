@@ -139,12 +139,33 @@ MIGRATIONS: tuple[Migration, ...] = (
             deleted_at INTEGER NOT NULL
         ) WITHOUT ROWID""",
     ),
+    (
+        # Uploaded tenant plugins, every version kept. A rowid table: sources can be
+        # large, and WITHOUT ROWID suits small rows only.
+        """CREATE TABLE plugin_versions (
+            tenant_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            source TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            hooks TEXT NOT NULL,
+            uploaded_by TEXT NOT NULL,
+            uploaded_at INTEGER NOT NULL,
+            current INTEGER NOT NULL,
+            PRIMARY KEY (tenant_id, name, version)
+        )""",
+        # At most one current version per name; serves the current version of a name
+        # and the tenant's current versions by name (queries repeat ``current``).
+        """CREATE UNIQUE INDEX plugin_versions_current ON plugin_versions (tenant_id, name)
+            WHERE current""",
+    ),
 )
 
 TENANT_TABLES: tuple[str, ...] = (
     "issuers",
     "admin_keys",
     "clients",
+    "plugin_versions",
     "credentials",
     "grants",
     "ended_sessions",
@@ -156,7 +177,9 @@ TENANT_TABLES: tuple[str, ...] = (
 )
 """Every table holding a tenant's rows (``tenants`` last)."""
 
-CONFIG_TABLES: frozenset[str] = frozenset({"tenants", "issuers", "admin_keys", "clients"})
+CONFIG_TABLES: frozenset[str] = frozenset(
+    {"tenants", "issuers", "admin_keys", "clients", "plugin_versions"}
+)
 """Tables whose changes bump ``config_version``."""
 
 DATA_TABLES: dict[str, str] = {

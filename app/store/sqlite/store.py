@@ -21,13 +21,14 @@ from app.models import (
     Event,
     Grant,
     MarkKind,
+    PluginVersion,
     RegistrationOutcome,
     RevocationOutcome,
     RevocationPlan,
     SubjectClient,
     Tenant,
 )
-from app.store.sqlite import connection, revocation, writes
+from app.store.sqlite import connection, plugins, revocation, writes
 from app.store.sqlite.config_stamp import ConfigStamp
 from app.store.sqlite.connection import open_reader, open_writer
 from app.store.sqlite.errors import closed, translated
@@ -37,6 +38,7 @@ from app.store.sqlite.rows import (
     credential_of,
     event_of,
     grant_of,
+    plugin_of,
     tenant_of,
 )
 from app.store.sqlite.writer import Writer
@@ -217,6 +219,36 @@ class SqliteStore:
         return await self._write_config(
             lambda conn: writes.delete_client(conn, tenant_id, client_id)
         )
+
+    # --- tenant plugins -------------------------------------------------------------------
+
+    async def add_plugin_version(self, plugin: PluginVersion) -> PluginVersion:
+        return await self._write_config(lambda conn: plugins.add_version(conn, plugin))
+
+    async def get_plugin_version(
+        self, tenant_id: TenantId, name: str, version: int | None = None
+    ) -> PluginVersion | None:
+        if version is None:
+            rows = self._rows(plugins.GET_CURRENT, (tenant_id, name))
+        else:
+            rows = self._rows(plugins.GET_VERSION, (tenant_id, name, version))
+        return plugin_of(rows[0]) if rows else None
+
+    async def list_plugin_versions(self, tenant_id: TenantId, name: str) -> list[PluginVersion]:
+        return [plugin_of(r) for r in self._rows(plugins.LIST_VERSIONS, (tenant_id, name))]
+
+    async def list_plugins(self, tenant_id: TenantId) -> list[PluginVersion]:
+        return [plugin_of(r) for r in self._rows(plugins.LIST_CURRENT, (tenant_id,))]
+
+    async def set_current_plugin_version(
+        self, tenant_id: TenantId, name: str, version: int
+    ) -> bool:
+        return await self._write_config(
+            lambda conn: plugins.set_current(conn, tenant_id, name, version)
+        )
+
+    async def delete_plugin(self, tenant_id: TenantId, name: str) -> bool:
+        return await self._write_config(lambda conn: plugins.delete(conn, tenant_id, name))
 
     # --- credentials ------------------------------------------------------------------------------
 
