@@ -46,6 +46,7 @@ def create_app(
             upkeep.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await upkeep
+            await opened.close()
             await opened.store.close()
 
     app = Starlette(

@@ -22,6 +22,7 @@ def encode_config(config: ServiceConfig) -> str:
     return json.dumps(
         {
             "data_dir": str(config.data_dir),
+            "plugins_dir": str(config.plugins_dir.resolve()) if config.plugins_dir else None,
             "mongodb_uri": config.mongodb_uri,
             "mongodb_database": config.mongodb_database,
             "forwarded_allow_ips": list(config.forwarded_allow_ips),
@@ -37,6 +38,7 @@ def decode_config(text: str) -> ServiceConfig:
     return ServiceConfig(
         data_dir=Path(raw["data_dir"]),
         tenants_dir=None,
+        plugins_dir=Path(raw["plugins_dir"]) if raw["plugins_dir"] else None,
         mongodb_uri=raw["mongodb_uri"],
         mongodb_database=raw["mongodb_database"],
         forwarded_allow_ips=tuple(raw["forwarded_allow_ips"]),

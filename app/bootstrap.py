@@ -11,6 +11,8 @@ from app.clock import Clock, system_clock
 from app.config import ADMIN_KEY_ENV, ADMIN_KEY_FILE, ServiceConfig
 from app.directory import Directory
 from app.keys import KeyRing, load_master_key, write_secret_file
+from app.plugins.host import PluginHost
+from app.plugins.operator import load_operator_plugins
 from app.services import Services
 from app.store.base import Store
 from app.store.factory import make_store
@@ -43,4 +45,5 @@ async def open_services(
         await store.open()
     directory = Directory(store)
     await directory.refresh()
-    return Services(config, store, keys, directory, load_operator_key(config), clock)
+    plugins = PluginHost(store, directory, load_operator_plugins(config.plugins_dir))
+    return Services(config, store, keys, directory, load_operator_key(config), plugins, clock)

@@ -46,6 +46,7 @@ def add_store_options(p: argparse.ArgumentParser) -> None:
     """Options every subcommand shares: where the data is."""
     p.add_argument("--data-dir", default="./data", help="embedded store and key files [./data]")
     p.add_argument("--mongodb-uri", default=None, help="use MongoDB (or set MONGODB_URI)")
+    p.add_argument("--plugins-dir", default="./plugins", help="operator plugins (*.py) [./plugins]")
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -54,6 +55,7 @@ def _serve(args: argparse.Namespace) -> int:
     config = ServiceConfig.from_env(
         data_dir=Path(args.data_dir),
         tenants_dir=None if args.no_tenants else Path(args.tenants),
+        plugins_dir=Path(args.plugins_dir),
         mongodb_uri=args.mongodb_uri,
         host=args.host,
         port=args.port,

@@ -14,6 +14,8 @@ ADMIN_KEY_FILE = "admin-key"
 class ServiceConfig:
     data_dir: Path = Path("./data")
     tenants_dir: Path | None = Path("./tenants")
+    plugins_dir: Path | None = Path("./plugins")
+    """Operator plugins: one module per ``*.py`` file."""
     mongodb_uri: str | None = None
     mongodb_database: str = "revocation"
     host: str = "127.0.0.1"

@@ -66,6 +66,11 @@ class Directory:
             self._load(tenants)
             self._version = version
 
+    @property
+    def version(self) -> int | None:
+        """The configuration version the cache holds (None until loaded)."""
+        return self._version
+
     def invalidate(self) -> None:
         self._version = None
 

@@ -95,8 +95,8 @@ class FieldError(InvalidRequest):
         self.field = field
 
 
-class StoreUnavailable(ServiceError):
-    """The store cannot be reached; the request changed nothing and may be retried."""
+class TemporarilyUnavailable(ServiceError):
+    """The request changed nothing and may be retried: ``503`` with ``Retry-After``."""
 
     status_code = 503
     error = "temporarily_unavailable"
@@ -108,6 +108,23 @@ class StoreUnavailable(ServiceError):
 
     def body(self) -> dict[str, Any]:
         return {"error": self.error}
+
+
+class StoreUnavailable(TemporarilyUnavailable):
+    """The store cannot be reached."""
+
+
+class PluginUnavailable(TemporarilyUnavailable):
+    """A plugin failed under ``plugins.failure_mode.pre = fail_closed``."""
+
+
+class PluginRejected(ServiceError):
+    """A ``pre_auth`` plugin answered this OAuth error."""
+
+    def __init__(self, status_code: int, error: str, description: str | None) -> None:
+        super().__init__(description)
+        self.status_code = status_code
+        self.error = error
 
 
 class ConfigError(Exception):

@@ -30,7 +30,11 @@ async def prepare(config: ServiceConfig) -> None:
         if config.tenants_dir is not None:
             loaded = await load_tenant_files(services, config.tenants_dir)
             log.info("tenants_loaded", directory=str(config.tenants_dir), tenants=loaded)
+        log.info("operator_plugins", names=sorted(services.plugins.operator_plugins))
+        # What the kernel lets the sandbox apply here, before any tenant code runs.
+        log.info("plugin_sandbox", layers=await services.plugins.sandbox.layers())
     finally:
+        await services.close()
         await services.store.close()
     if not os.environ.get(ADMIN_KEY_ENV):
         # The path only: the key itself never reaches a terminal or a log.

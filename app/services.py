@@ -8,6 +8,7 @@ from app.clock import Clock, system_clock
 from app.config import ServiceConfig
 from app.directory import Directory
 from app.keys import KeyRing
+from app.plugins.host import PluginHost
 from app.store.base import Store
 
 
@@ -18,4 +19,10 @@ class Services:
     keys: KeyRing
     directory: Directory
     operator_key: str
+    plugins: PluginHost
     clock: Clock = system_clock
+
+    async def close(self) -> None:
+        """Stop what the services started (the plugin sandbox); the store is closed by
+        whoever opened it."""
+        await self.plugins.close()

@@ -115,14 +115,14 @@ def _plugins(path: str, value: Any) -> list[JSON]:
     out: list[JSON] = []
     for i, item in enumerate(value):
         here = f"{path}[{i}]"
-        if isinstance(item, str):
-            item = {"name": item}
         if not isinstance(item, dict):
-            raise FieldError(here, "must be {name, config}")
+            raise FieldError(here, "must be an object {name, config}")
         unknown = set(item) - {"name", "config"}
         if unknown:
             raise FieldError(f"{here}.{sorted(unknown)[0]}", "unknown key")
         name = _name(f"{here}.name", item.get("name"))
+        if any(entry["name"] == name for entry in out):
+            raise FieldError(f"{here}.name", f"{name} is enabled twice")
         config = _optional_object(f"{here}.config", item.get("config", {}))
         out.append({"name": name, "config": config})
     return out

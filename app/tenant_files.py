@@ -51,7 +51,7 @@ async def _apply_tenant(services: Services, source: str, document: Mapping[str, 
         raise ConfigError(source, "tenant_id", "is required")
     try:
         check_tenant_id(tenant_id)
-        settings = validate(body)
+        settings = await services.plugins.check_enabled(tenant_id, validate(body))
     except FieldError as exc:
         raise ConfigError(source, exc.field, exc.description or "is invalid") from None
     existing = await services.store.get_tenant(tenant_id)

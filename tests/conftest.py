@@ -33,7 +33,11 @@ async def services(
     """The service on a fresh store of each backend: the HTTP suite runs against both."""
     monkeypatch.setenv("REVOCATION_ADMIN_KEY", OPERATOR_KEY)
     async with BACKENDS[request.param](tmp_path) as store:
-        yield await open_services(config, store=store)
+        opened = await open_services(config, store=store)
+        try:
+            yield opened
+        finally:
+            await opened.close()
 
 
 @pytest.fixture

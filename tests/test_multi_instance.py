@@ -230,3 +230,43 @@ async def test_killing_the_database_mid_load_loses_no_acknowledged_revocation(
         # And revocation works again after the outage.
         r = await http_a.post("/token/revoke", data={"token": "tok-1"}, headers=APP)
         assert r.status_code == 200
+
+
+MAPPER = """
+def response_mapping(context, response):
+    return {"attributes": {"plugin_version": %d}}
+"""
+
+
+async def test_an_uploaded_plugin_is_in_force_on_the_other_instance(
+    instances: tuple[Service, Service],
+) -> None:
+    a, b = instances
+    async with (
+        httpx.AsyncClient(base_url=a.url, timeout=10) as http_a,
+        httpx.AsyncClient(base_url=b.url, timeout=10) as http_b,
+    ):
+        await _setup(http_a, 1)
+        python = {**OPERATOR, "Content-Type": "text/x-python"}
+        for version in (1, 2):
+            r = await http_a.put(
+                "/admin/v1/tenants/shared/plugins/mapper", content=MAPPER % version, headers=python
+            )
+            assert r.json()["version"] == version, r.text
+            if version == 1:
+                r = await http_a.patch(
+                    "/admin/v1/tenants/shared",
+                    json={"plugins": {"enabled": [{"name": "mapper"}]}},
+                    headers=OPERATOR,
+                )
+                assert r.status_code == 200, r.text
+
+            async def b_runs_it(version: int = version) -> bool:
+                r = await http_b.post("/token/revoke", data={"token": "unknown"}, headers=APP)
+                assert r.status_code == 200, r.text
+                return bool(r.content) and r.json().get("plugin_version") == version
+
+            took = await _until(b_runs_it, PROPAGATION_DEADLINE_S)
+            print(
+                f"plugin version {version} uploaded through A ran on B after {took * 1000:.0f} ms"
+            )

@@ -1,4 +1,4 @@
-"""Operator subcommands (``tenant``, ``client``, ``credential``, ``events``).
+"""Operator subcommands (``tenant``, ``client``, ``credential``, ``plugin``, ``events``).
 
 Each opens the store named by ``--data-dir`` / ``--mongodb-uri``, runs the same operation
 as the admin API, prints the same JSON to stdout (nothing for a delete) and exits 0; on an
@@ -17,12 +17,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeAlias
 
-from app.admin import admin_keys, clients, credentials, events, tenants
+from app.admin import admin_keys, clients, credentials, events, plugins, tenants
 from app.admin.http import parse_json
 from app.admin.representations import (
     admin_key_json,
     client_json,
     events_json,
+    plugin_json,
     registration_json,
     tenant_json,
     tenant_summary,
@@ -80,6 +81,17 @@ def register(
     r = group(commands, "credential", "issued credentials")
     add(r, "register", _credential_register, "one object or a list", "tenant_id", body=True)
 
+    g = group(commands, "plugin", "a tenant's uploaded interception plugins")
+    p = add(g, "put", _plugin_put, "upload a new version (Python source)", "tenant_id", "name")
+    p.add_argument("file", help="the plugin's .py file, or - for stdin")
+    add(g, "list", _plugin_list, "the tenant's plugins (current versions)", "tenant_id")
+    p = add(g, "get", _plugin_get, "show a plugin with its source", "tenant_id", "name")
+    p.add_argument("--version", default=None, help="a kept version [the current one]")
+    add(g, "versions", _plugin_versions, "the kept versions", "tenant_id", "name")
+    add(g, "activate", _plugin_activate, "make a version current", "tenant_id", "name", "version")
+    add(g, "test", _plugin_test, "dry run of a hook", "tenant_id", "name", body=True)
+    add(g, "delete", _plugin_delete, "remove every version", "tenant_id", "name")
+
     e = group(commands, "events", "a tenant's event feed")
     p = add(e, "list", _events_list, "events after a cursor, in order", "tenant_id")
     p.add_argument("--after", default=None, help="the last event id seen [from the start]")
@@ -93,18 +105,24 @@ def _read_json(args: argparse.Namespace) -> Any:
         return parse_json(args.from_json.encode())
     if args.file is None:
         raise InvalidRequest("give a JSON file, - for stdin, or --from-json")
-    if args.file == "-":
-        return parse_json(sys.stdin.buffer.read())
+    return parse_json(_read_file(args.file))
+
+
+def _read_file(name: str) -> bytes:
+    """The file's bytes, or standard input's for ``-``."""
+    if name == "-":
+        return sys.stdin.buffer.read()
     try:
-        return parse_json(Path(args.file).read_bytes())
+        return Path(name).read_bytes()
     except OSError as exc:
-        raise InvalidRequest(f"cannot read {args.file}: {exc.strerror}") from None
+        raise InvalidRequest(f"cannot read {name}: {exc.strerror}") from None
 
 
 async def _run(action: Action, args: argparse.Namespace) -> int:
     config = ServiceConfig(
         data_dir=Path(args.data_dir),
         tenants_dir=None,
+        plugins_dir=Path(args.plugins_dir),
         mongodb_uri=args.mongodb_uri or os.environ.get("MONGODB_URI"),
     )
     try:
@@ -118,6 +136,7 @@ async def _run(action: Action, args: argparse.Namespace) -> int:
     except ServiceError as exc:
         return _fail(exc.body())
     finally:
+        await services.close()
         await services.store.close()
     if result is not None:
         print(json.dumps(result, indent=2, ensure_ascii=False))
@@ -186,6 +205,43 @@ async def _client_delete(s: Services, args: argparse.Namespace) -> Any:
 async def _credential_register(s: Services, args: argparse.Namespace) -> Any:
     outcome = await credentials.register_credentials(s, args.tenant_id, _read_json(args))
     return registration_json(outcome)
+
+
+async def _plugin_put(s: Services, args: argparse.Namespace) -> Any:
+    body = _read_file(args.file)
+    return plugin_json(await plugins.put_plugin(s, args.tenant_id, args.name, body, "operator"))
+
+
+async def _plugin_list(s: Services, args: argparse.Namespace) -> Any:
+    enabled = await plugins.enabled_names(s, args.tenant_id)
+    found = await plugins.list_plugins(s, args.tenant_id)
+    return {"plugins": [plugin_json(p, enabled=p.name in enabled) for p in found]}
+
+
+async def _plugin_get(s: Services, args: argparse.Namespace) -> Any:
+    version = plugins.parse_version(args.version)
+    found = await plugins.get_plugin(s, args.tenant_id, args.name, version)
+    enabled = found.name in await plugins.enabled_names(s, args.tenant_id)
+    return plugin_json(found, source=True, enabled=enabled)
+
+
+async def _plugin_versions(s: Services, args: argparse.Namespace) -> Any:
+    found = await plugins.list_versions(s, args.tenant_id, args.name)
+    return {"versions": [plugin_json(p) for p in found]}
+
+
+async def _plugin_activate(s: Services, args: argparse.Namespace) -> Any:
+    version = plugins.parse_version(args.version)
+    assert version is not None
+    return plugin_json(await plugins.activate(s, args.tenant_id, args.name, version))
+
+
+async def _plugin_test(s: Services, args: argparse.Namespace) -> Any:
+    return await plugins.dry_run(s, args.tenant_id, args.name, _read_json(args))
+
+
+async def _plugin_delete(s: Services, args: argparse.Namespace) -> Any:
+    await plugins.delete_plugin(s, args.tenant_id, args.name)
 
 
 async def _events_list(s: Services, args: argparse.Namespace) -> Any:

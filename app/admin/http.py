@@ -64,6 +64,14 @@ async def read_json(request: Request) -> Any:
     return parse_json(await read_body(request, MAX_BODY_BYTES))
 
 
+async def read_python(request: Request, max_bytes: int) -> bytes:
+    """A plugin's source: ``Content-Type: text/x-python``, bounded (``413`` beyond)."""
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media != "text/x-python":
+        raise InvalidRequest("the body must be Python source (Content-Type: text/x-python)")
+    return await read_body(request, max_bytes)
+
+
 def parse_json(body: bytes) -> Any:
     try:
         return json.loads(body.decode("utf-8"), parse_constant=_no_constant)

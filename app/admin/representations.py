@@ -6,7 +6,16 @@ Times are whole seconds since the epoch. Secrets never appear: a client shows
 
 from __future__ import annotations
 
-from app.models import AdminKey, Client, Event, Grant, RegistrationOutcome, SubjectClient, Tenant
+from app.models import (
+    AdminKey,
+    Client,
+    Event,
+    Grant,
+    PluginVersion,
+    RegistrationOutcome,
+    SubjectClient,
+    Tenant,
+)
 from app.settings import effective, lookup
 from app.types import JSON
 
@@ -77,3 +86,23 @@ def events_json(events: list[Event], next_cursor: str) -> JSON:
 
 def registration_json(outcome: RegistrationOutcome) -> JSON:
     return {"registered": outcome.registered, "duplicates": outcome.duplicates}
+
+
+def plugin_json(
+    plugin: PluginVersion, *, source: bool = False, enabled: bool | None = None
+) -> JSON:
+    """An uploaded plugin version; ``source`` when reading one, ``status`` when known."""
+    out: JSON = {
+        "name": plugin.name,
+        "version": plugin.version,
+        "sha256": plugin.sha256,
+        "hooks": list(plugin.hooks),
+        "current": plugin.current,
+        "uploaded_by": plugin.uploaded_by,
+        "uploaded_at": plugin.uploaded_at,
+    }
+    if enabled is not None:
+        out["status"] = "enabled" if enabled else "uploaded"
+    if source:
+        out["source"] = plugin.source
+    return out

@@ -16,15 +16,32 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from app.admin import admin_keys, clients, credentials, events, grants, subjects, tenants
+from app.admin import (
+    admin_keys,
+    clients,
+    credentials,
+    events,
+    grants,
+    plugins,
+    subjects,
+    tenants,
+)
 from app.admin.auth import Principal, authenticate, authorize, check_settings_patch
 from app.admin.fields import as_object
-from app.admin.http import RawPathRouter, json_response, no_content, path_params, read_json
+from app.admin.http import (
+    RawPathRouter,
+    json_response,
+    no_content,
+    path_params,
+    read_json,
+    read_python,
+)
 from app.admin.representations import (
     admin_key_json,
     client_json,
     events_json,
     grant_json,
+    plugin_json,
     registration_json,
     subject_client_json,
     tenant_json,
@@ -32,6 +49,7 @@ from app.admin.representations import (
 )
 from app.errors import ServiceError
 from app.middleware.request_context import log_fields
+from app.plugins.uploads import MAX_SOURCE_BYTES
 from app.responses import error_response
 from app.services import Services
 
@@ -176,6 +194,58 @@ async def list_events(call: Call) -> Response:
     return json_response(events_json(found, next_cursor))
 
 
+# --- plugins ---------------------------------------------------------------------------
+
+
+def uploader(principal: Principal) -> str:
+    return "operator" if principal.is_operator else f"key:{principal.key_id}"
+
+
+async def list_plugins(call: Call) -> Response:
+    found = await plugins.list_plugins(call.services, call.tenant_id)
+    enabled = await plugins.enabled_names(call.services, call.tenant_id)
+    return json_response({"plugins": [plugin_json(p, enabled=p.name in enabled) for p in found]})
+
+
+async def put_plugin(call: Call) -> Response:
+    body = await read_python(call.request, MAX_SOURCE_BYTES)
+    stored = await plugins.put_plugin(
+        call.services, call.tenant_id, call.params["name"], body, uploader(call.principal)
+    )
+    return json_response(plugin_json(stored), 201)
+
+
+async def get_plugin(call: Call) -> Response:
+    version = plugins.parse_version(call.params.get("version"))
+    found = await plugins.get_plugin(call.services, call.tenant_id, call.params["name"], version)
+    enabled = found.name in await plugins.enabled_names(call.services, call.tenant_id)
+    return json_response(plugin_json(found, source=True, enabled=enabled))
+
+
+async def delete_plugin(call: Call) -> Response:
+    await plugins.delete_plugin(call.services, call.tenant_id, call.params["name"])
+    return no_content()
+
+
+async def list_plugin_versions(call: Call) -> Response:
+    found = await plugins.list_versions(call.services, call.tenant_id, call.params["name"])
+    return json_response({"versions": [plugin_json(p) for p in found]})
+
+
+async def activate_plugin_version(call: Call) -> Response:
+    version = plugins.parse_version(call.params["version"])
+    assert version is not None
+    done = await plugins.activate(call.services, call.tenant_id, call.params["name"], version)
+    return json_response(plugin_json(done))
+
+
+async def test_plugin(call: Call) -> Response:
+    result = await plugins.dry_run(
+        call.services, call.tenant_id, call.params["name"], await call.body()
+    )
+    return json_response(result)
+
+
 # --- wiring ----------------------------------------------------------------------------
 
 
@@ -243,5 +313,25 @@ def admin_routes() -> list[BaseRoute]:
             {"DELETE": (withdraw_client, TENANT_KEYS)},
         ),
         resource(f"{tenant}/events", {"GET": (list_events, TENANT_KEYS)}),
+        resource(f"{tenant}/plugins", {"GET": (list_plugins, TENANT_KEYS)}),
+        resource(
+            f"{tenant}/plugins/{{name}}",
+            {
+                "PUT": (put_plugin, TENANT_KEYS),
+                "GET": (get_plugin, TENANT_KEYS),
+                "DELETE": (delete_plugin, TENANT_KEYS),
+            },
+        ),
+        resource(
+            f"{tenant}/plugins/{{name}}/versions", {"GET": (list_plugin_versions, TENANT_KEYS)}
+        ),
+        resource(
+            f"{tenant}/plugins/{{name}}/versions/{{version}}", {"GET": (get_plugin, TENANT_KEYS)}
+        ),
+        resource(
+            f"{tenant}/plugins/{{name}}/versions/{{version}}/activate",
+            {"POST": (activate_plugin_version, TENANT_KEYS)},
+        ),
+        resource(f"{tenant}/plugins/{{name}}/test", {"POST": (test_plugin, TENANT_KEYS)}),
     ]
     return [Mount("", app=RawPathRouter(routes))]

@@ -71,7 +71,7 @@ async def store_tenant(
 async def put_tenant(services: Services, tenant_id: TenantId, body: Any) -> tuple[Tenant, bool]:
     """Create or replace; returns the stored tenant and whether it was created."""
     check_tenant_id(tenant_id)
-    settings = _settings_of(tenant_id, body)
+    settings = await services.plugins.check_enabled(tenant_id, _settings_of(tenant_id, body))
     existing = await services.store.get_tenant(tenant_id)
     return await store_tenant(services, tenant_id, settings, existing), existing is None
 
@@ -83,6 +83,7 @@ async def patch_tenant(services: Services, tenant_id: TenantId, patch: Any) -> T
     same_as_path(patch, "tenant_id", tenant_id)
     patch.pop("tenant_id", None)
     settings = validate(merge_patch(existing.settings, patch))
+    settings = await services.plugins.check_enabled(tenant_id, settings)
     return await store_tenant(services, tenant_id, settings, existing)
 
 

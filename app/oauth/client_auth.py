@@ -83,6 +83,29 @@ def presented(request: Request, form: Mapping[str, str]) -> Presented:
     return Presented(NONE, body_client_id)
 
 
+def presented_auth(request: Request, form: Mapping[str, str]) -> str | None:
+    """The authentication a request carries, for plugins; never its credentials."""
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme = header.partition(" ")[0].lower()
+        return BASIC if scheme == "basic" else scheme or None
+    if "client_secret" in form:
+        return POST
+    if ASSERTION in form:
+        return ASSERTION
+    return NONE if "client_id" in form else None
+
+
+async def by_plugin(
+    services: Services, tenant: TenantView, client_id: str, plugin: str
+) -> AuthenticatedClient:
+    """The client a ``pre_auth`` plugin vouched for: it must exist and be enabled."""
+    client = await services.directory.client(tenant.tenant_id, client_id)
+    if client is None or not client.enabled:
+        raise InvalidClient(f"plugin {plugin} named an unknown or disabled client")
+    return AuthenticatedClient(client, f"plugin:{plugin}")
+
+
 def _decode_basic(credentials: str) -> tuple[str, str]:
     try:
         decoded = base64.b64decode(credentials, validate=True).decode("utf-8")

@@ -15,8 +15,17 @@ from app.directory import TenantView
 from app.errors import InvalidClient, ServiceError
 from app.middleware.request_context import log_fields
 from app.middleware.tenancy import TENANT_KEY
-from app.models import Credential, TokenType
-from app.oauth.client_auth import AuthenticatedClient
+from app.models import Credential, RevocationOutcome, RevocationPlan, TokenType
+from app.oauth import token_finder
+from app.oauth.client_auth import AuthenticatedClient, presented_auth
+from app.plugins.context import (
+    ClientInfo,
+    CredentialInfo,
+    HookContext,
+    TrustedAccess,
+    public_params,
+)
+from app.plugins.interception import Interception
 from app.responses import error_response
 from app.services import Services
 
@@ -37,6 +46,10 @@ class Exchange:
     token: str = ""
     hint: TokenType | str | None = None
     credential: Credential | None = None
+    plan: RevocationPlan | None = None
+    outcome: RevocationOutcome | None = None
+    interception: Interception | None = None
+    """The tenant's enabled plugins; None when it has none."""
     response: Response | None = None
     """Set by a step that answers early; later steps are skipped."""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -55,19 +68,45 @@ class Exchange:
     def log(self, **fields: Any) -> None:
         log_fields(self.request.scope).update(fields)
 
+    def hook_context(self) -> HookContext:
+        """What this request's plugins are told (see ``app.plugins.context``)."""
+
+        async def find(token: str) -> CredentialInfo | None:
+            found = await token_finder.find_credential(self.services, self.tenant, token)
+            return None if found is None else CredentialInfo.of(found)
+
+        return HookContext(
+            self.tenant.tenant_id,
+            self.tenant.issuer,
+            self.endpoint,
+            self.now,
+            params=public_params(self.form),
+            presented_auth=presented_auth(self.request, self.form),
+            client=ClientInfo.of(self.client.client, self.client.method) if self.client else None,
+            credential=CredentialInfo.of(self.credential) if self.credential else None,
+            trusted=TrustedAccess(self.request.headers.get("authorization"), find),
+        )
+
 
 Step = Callable[[Exchange], Awaitable[None]]
 
 
-async def run(exchange: Exchange, steps: Sequence[Step]) -> Response:
+async def run(exchange: Exchange, steps: Sequence[Step], finally_: Sequence[Step] = ()) -> Response:
+    """The steps until one answers; an error answers instead; ``finally_`` runs after
+    either and must not raise."""
     try:
         for step in steps:
             await step(exchange)
             if exchange.response is not None:
-                return exchange.response
+                break
+        else:
+            raise AssertionError(f"{exchange.endpoint}: no step answered")
     except ServiceError as exc:
-        return render_error(exchange, exc)
-    raise AssertionError(f"{exchange.endpoint}: no step answered")
+        exchange.response = render_error(exchange, exc)
+    for step in finally_:
+        await step(exchange)
+    assert exchange.response is not None
+    return exchange.response
 
 
 def render_error(exchange: Exchange, exc: ServiceError) -> Response:

@@ -12,9 +12,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.errors import InvalidClient, InvalidRequest, NotFound, UnsupportedTokenType
-from app.oauth import cascade, client_auth, token_finder
+from app.oauth import cascade, token_finder
 from app.oauth.endpoint import Exchange, Step, run
-from app.oauth.form import read_form
+from app.oauth.interception import (
+    load_plugins,
+    map_response,
+    post_revoke,
+    pre_revoke,
+    with_pre_auth,
+)
+from app.oauth.steps import authenticate_client, parse_form, require_token
 from app.responses import NO_STORE
 
 REVOKE_ANY_TOKEN = "revoke_any_token"
@@ -25,26 +32,11 @@ async def ensure_enabled(x: Exchange) -> None:
         raise NotFound("the revocation endpoint is disabled for this tenant")
 
 
-async def parse_form(x: Exchange) -> None:
-    x.form = await read_form(x.request, x.services.config.max_body_bytes)
-
-
-async def authenticate_client(x: Exchange) -> None:
-    x.client = await client_auth.authenticate(x.services, x.tenant, x.request, x.form)
-    x.log(client_id=x.client.client_id, auth_method=x.client.method)
-
-
 async def ensure_client_may_revoke(x: Exchange) -> None:
     if not x.authenticated.confidential and not x.tenant.settings.public_clients_may_revoke:
         raise InvalidClient(
             "public clients may not revoke in this tenant", client_id=x.authenticated.client_id
         )
-
-
-async def require_token(x: Exchange) -> None:
-    x.token = x.form.get("token", "")
-    if not x.token:
-        raise InvalidRequest("the token parameter is missing")
 
 
 async def read_hint(x: Exchange) -> None:
@@ -79,19 +71,23 @@ async def check_owner(x: Exchange) -> None:
     raise InvalidRequest("the token was not issued to this client")
 
 
-async def revoke(x: Exchange) -> None:
+async def plan_revocation(x: Exchange) -> None:
     if x.hint == token_finder.ALL:
-        plan = cascade.revoke_all_plan(x.authenticated.client_id, x.now)
+        x.plan = cascade.revoke_all_plan(x.authenticated.client_id, x.now)
     elif x.credential is not None and x.credential.is_live(x.now):
-        plan = cascade.plan_for(x.credential, x.tenant.settings.cascade, x.now)
+        x.plan = cascade.plan_for(x.credential, x.tenant.settings.cascade, x.now)
     else:
         x.log(outcome="nothing_to_revoke")
+
+
+async def apply_revocation(x: Exchange) -> None:
+    if x.plan is None:
         return
-    outcome = await x.services.store.apply_revocation(x.tenant.tenant_id, plan)
+    x.outcome = await x.services.store.apply_revocation(x.tenant.tenant_id, x.plan)
     x.log(
-        outcome="revoked" if outcome.applied else "already_revoked",
-        revoked=outcome.count,
-        cause=plan.cause,
+        outcome="revoked" if x.outcome.applied else "already_revoked",
+        revoked=x.outcome.count,
+        cause=x.plan.cause,
     )
 
 
@@ -101,17 +97,22 @@ async def respond(x: Exchange) -> None:
 
 STEPS: tuple[Step, ...] = (
     ensure_enabled,
+    load_plugins,
     parse_form,
-    authenticate_client,
+    with_pre_auth(authenticate_client),
     ensure_client_may_revoke,
     require_token,
     read_hint,
     find_token,
     check_owner,
-    revoke,
+    plan_revocation,
+    pre_revoke,
+    apply_revocation,
+    post_revoke,
     respond,
 )
+FINALLY: tuple[Step, ...] = (map_response,)
 
 
 async def revocation_endpoint(request: Request) -> Response:
-    return await run(Exchange.of(request, "revocation"), STEPS)
+    return await run(Exchange.of(request, "revocation"), STEPS, FINALLY)

@@ -16,7 +16,8 @@ from app.errors import InsufficientScope, InvalidClient, NotFound
 from app.models import Credential, TokenType
 from app.oauth import token_finder
 from app.oauth.endpoint import Exchange, Step, run
-from app.oauth.rfc7009 import authenticate_client, parse_form, require_token
+from app.oauth.interception import load_plugins, map_response, with_pre_auth
+from app.oauth.steps import authenticate_client, parse_form, require_token
 from app.responses import NO_STORE
 
 INTROSPECT = "introspect"
@@ -80,8 +81,9 @@ async def respond(x: Exchange) -> None:
 
 STEPS: tuple[Step, ...] = (
     ensure_enabled,
+    load_plugins,
     parse_form,
-    authenticate_client,
+    with_pre_auth(authenticate_client),
     require_confidential_client,
     require_scope,
     require_token,
@@ -91,4 +93,4 @@ STEPS: tuple[Step, ...] = (
 
 
 async def introspection_endpoint(request: Request) -> Response:
-    return await run(Exchange.of(request, "introspection"), STEPS)
+    return await run(Exchange.of(request, "introspection"), STEPS, (map_response,))
