@@ -246,7 +246,7 @@ def start_service(
     argv = [
         sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port),
         "--data-dir", str(tmp / "data"), "--no-tenants", "--workers", str(workers),
-        "--log-level", log_level, "--log-json",
+        "--log-level", log_level, "--log-json", "--plugins-dir", str(SCRIPTS.parent / "plugins"),
     ]  # fmt: skip
     if mongodb_uri:
         argv += ["--mongodb-uri", mongodb_uri]
@@ -347,6 +347,52 @@ def setup_tenant(admin: Admin, tenant_id: str, cascade: str) -> str:
     }
     admin.expect("PUT", f"/admin/v1/tenants/{tenant_id}/clients/{CLIENT_ID}", client, ok=(200, 201))
     return secret
+
+
+SANDBOXED_PRE_REVOKE = b"""
+def pre_revoke(context, plan):
+    return None
+"""
+IN_PROCESS_PLUGINS = [
+    {"name": "confidential_only", "config": {}},
+    {"name": "revoke_veto", "config": {"clients": ["no-such-client"]}},
+    {"name": "response_attributes", "config": {"attributes": {"revoked": True}}},
+]
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One tenant of the run, with the plugins it enables (``--plugins``)."""
+
+    name: str
+    tenant_suffix: str
+    enabled: list[dict[str, Any]] = field(default_factory=list)
+    upload: bytes | None = None
+
+
+PLUGIN_PHASES = (
+    Phase("no plugin", ""),
+    Phase("3 in-process plugins", "-inproc", IN_PROCESS_PLUGINS),
+    Phase("1 sandboxed pre_revoke", "-sandbox", [{"name": "noop"}], SANDBOXED_PRE_REVOKE),
+)
+
+
+def enable_plugins(admin: Admin, tenant_id: str, phase: Phase) -> None:
+    if phase.upload is not None:
+        conn = http.client.HTTPConnection(admin.host, admin.port, timeout=ADMIN_TIMEOUT_S)
+        try:
+            headers = {**admin.headers, "Content-Type": "text/x-python"}
+            conn.request(
+                "PUT", f"/admin/v1/tenants/{tenant_id}/plugins/noop", phase.upload, headers
+            )
+            response = conn.getresponse()
+            if response.status != 201:
+                raise BenchError(f"plugin upload → {response.status}: {response.read()[:300]!r}")
+        finally:
+            conn.close()
+    if phase.enabled:
+        body = {"plugins": {"enabled": phase.enabled}}
+        admin.expect("PATCH", f"/admin/v1/tenants/{tenant_id}", body)
 
 
 def register(admin: Admin, tenant_id: str, population: Population) -> float:
@@ -829,6 +875,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--no-bare", action="store_true", help="skip the bare endpoint")
     p.add_argument(
+        "--plugins",
+        action="store_true",
+        help="three tenants, one phase each: no plugin, three in-process plugins, one "
+        "sandboxed pre_revoke (the same tokens registered in each)",
+    )
+    p.add_argument(
         "--timeout", type=float, default=600.0, help="seconds allowed for each load phase"
     )
     p.add_argument("--seed", type=int, default=None, help="token seed [random]")
@@ -937,37 +989,51 @@ def run(args: argparse.Namespace, tmp: Path, children: list[Child]) -> int:
     admin = Admin(host, port, key)
     results: list[Figures] = []
     events = taken = None
+    phases = PLUGIN_PHASES if args.plugins else PLUGIN_PHASES[:1]
     try:
-        secret = setup_tenant(admin, tenant_id, args.cascade)
-        print(f"registering {population.total:,} tokens in batches of {BATCH:,} ...", flush=True)
-        registration_s = register(admin, tenant_id, population)
-        print(
-            f"  registration took {registration_s:.1f}s "
-            f"({population.total / registration_s:,.0f} tokens/s)",
-            flush=True,
-        )
-        head = request_head(tenant_id, secret, host, port)
-        results.append(
-            measure(
-                f"revocation ({args.store if not args.url else 'url'})",
-                host,
-                port,
-                head,
-                warmup_tokens,
-                timed_tokens,
-                args,
-                measured,
+        for phase in phases:
+            phase_tenant = tenant_id + phase.tenant_suffix
+            secret = setup_tenant(admin, phase_tenant, args.cascade)
+            enable_plugins(admin, phase_tenant, phase)
+            print(
+                f"registering {population.total:,} tokens in batches of {BATCH:,} "
+                f"for {phase_tenant} ...",
+                flush=True,
             )
-        )
-        events, taken = count_events(admin, tenant_id, args.requests + args.warmup)
-        print(
-            f"  the tenant has {events:,} events taking down {taken:,} credentials "
-            f"(expected {args.requests + args.warmup:,})"
-        )
+            registration_s = register(admin, phase_tenant, population)
+            print(
+                f"  registration took {registration_s:.1f}s "
+                f"({population.total / registration_s:,.0f} tokens/s)",
+                flush=True,
+            )
+            head = request_head(phase_tenant, secret, host, port)
+            name = f"revocation ({args.store if not args.url else 'url'})"
+            results.append(
+                measure(
+                    f"{name}, {phase.name}" if args.plugins else name,
+                    host,
+                    port,
+                    head,
+                    warmup_tokens,
+                    timed_tokens,
+                    args,
+                    measured,
+                )
+            )
+            events, taken = count_events(admin, phase_tenant, args.requests + args.warmup)
+            print(
+                f"  the tenant has {events:,} events taking down {taken:,} credentials "
+                f"(expected {args.requests + args.warmup:,})"
+            )
     finally:
         if args.url and not args.keep_tenant:
-            with contextlib.suppress(BenchError):
-                admin.expect("DELETE", f"/admin/v1/tenants/{tenant_id}", ok=(200, 204))
+            for phase in phases:
+                with contextlib.suppress(BenchError):
+                    admin.expect(
+                        "DELETE",
+                        f"/admin/v1/tenants/{tenant_id}{phase.tenant_suffix}",
+                        ok=(200, 204),
+                    )
         # The service stops before the bare endpoint runs: it must not take CPU meanwhile.
         for child in measured:
             child.stop()
@@ -998,7 +1064,16 @@ def run(args: argparse.Namespace, tmp: Path, children: list[Child]) -> int:
         f"{args.log_level if not args.url else '(as configured)'}"
     )
     print_table(results)
-    ratio = results[0].rps / results[1].rps if len(results) == 2 else None
+    bare_figures = results[-1] if not args.no_bare else None
+    ratio = results[0].rps / bare_figures.rps if bare_figures else None
+    if args.plugins:
+        base = results[0]
+        for f in results[1 : len(phases)]:
+            print(
+                f"{f.target}: {f.rps / base.rps - 1:+.1%} throughput, "
+                f"p50 {f.p50_ms - base.p50_ms:+.2f} ms, p99 {f.p99_ms - base.p99_ms:+.2f} ms "
+                "against no plugin"
+            )
     if ratio is not None:
         if args.url or args.store != "sqlite":
             verdict = "the aim (>= 0.50) is set for the embedded store only"
