@@ -15,9 +15,19 @@ from app.config import ADMIN_KEY_ENV, ServiceConfig
 from app.errors import ConfigError, StoreUnavailable
 from app.housekeeping import finish_deletions
 from app.logging import configure_logging
+from app.services import Services
 from app.tenant_files import load_tenant_files
 
 log = structlog.get_logger("revocation.serve")
+
+
+async def log_sandbox_layers(services: Services) -> None:
+    """What the kernel lets the plugin sandbox apply here, before any tenant code runs."""
+    try:
+        log.info("plugin_sandbox", layers=await services.plugins.sandbox.layers())
+    except Exception as exc:
+        # Uploaded plugins will fail (as their tenants' failure mode says), nothing else.
+        log.error("plugin_sandbox_unavailable", error=f"{type(exc).__name__}: {exc}")
 
 
 async def prepare(config: ServiceConfig) -> None:
@@ -31,8 +41,7 @@ async def prepare(config: ServiceConfig) -> None:
             loaded = await load_tenant_files(services, config.tenants_dir)
             log.info("tenants_loaded", directory=str(config.tenants_dir), tenants=loaded)
         log.info("operator_plugins", names=sorted(services.plugins.operator_plugins))
-        # What the kernel lets the sandbox apply here, before any tenant code runs.
-        log.info("plugin_sandbox", layers=await services.plugins.sandbox.layers())
+        await log_sandbox_layers(services)
     finally:
         await services.close()
         await services.store.close()

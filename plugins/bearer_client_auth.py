@@ -29,6 +29,7 @@ from typing import Any
 
 import structlog
 
+from app.plugins.config import known_keys
 from app.plugins.context import CredentialInfo, HookContext
 from app.plugins.decisions import Authenticate, Reject
 from app.plugins.hookspecs import hookimpl
@@ -48,11 +49,7 @@ log = structlog.get_logger("revocation.plugins.bearer_client_auth")
 
 @hookimpl
 def plugin_config(config: dict[str, Any]) -> dict[str, Any]:
-    if not isinstance(config, dict):
-        raise ValueError("the config must be an object")
-    unknown = sorted(set(config) - KEYS)
-    if unknown:
-        raise ValueError(f"{unknown[0]}: unknown key (known: {', '.join(sorted(KEYS))})")
+    config = known_keys(config, KEYS)
     out: dict[str, Any] = {}
     if "required_scope" in config:
         scope = config["required_scope"]

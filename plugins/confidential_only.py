@@ -19,35 +19,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.plugins.config import ENDPOINTS, endpoints, known_keys
 from app.plugins.context import HookContext
 from app.plugins.decisions import Reject
 from app.plugins.hookspecs import hookimpl
 
 __version__ = "1.0"
 
-ENDPOINTS = ("revocation", "introspection")
 KEYS = frozenset({"endpoints"})
 NO_CREDENTIALS = frozenset({"none", None})
 DESCRIPTION = "only confidential clients may use this endpoint: authenticate the client"
 
 
-def _endpoints(value: Any) -> list[str]:
-    if not isinstance(value, list) or not value:
-        raise ValueError(f"endpoints must be a non-empty list of {' and '.join(ENDPOINTS)}")
-    for item in value:
-        if item not in ENDPOINTS:
-            raise ValueError(f"endpoints: {item!r} is not one of {', '.join(ENDPOINTS)}")
-    return [e for e in ENDPOINTS if e in value]
-
-
 @hookimpl
 def plugin_config(config: dict[str, Any]) -> dict[str, Any]:
-    if not isinstance(config, dict):
-        raise ValueError("the config must be an object")
-    unknown = sorted(set(config) - KEYS)
-    if unknown:
-        raise ValueError(f"{unknown[0]}: unknown key (known: {', '.join(sorted(KEYS))})")
-    return {"endpoints": _endpoints(config.get("endpoints", list(ENDPOINTS)))}
+    config = known_keys(config, KEYS)
+    return {"endpoints": endpoints(config.get("endpoints", list(ENDPOINTS)))}
 
 
 @hookimpl

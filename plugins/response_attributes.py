@@ -29,6 +29,7 @@ import json
 import math
 from typing import Any
 
+from app.plugins.config import ENDPOINTS, endpoints, known_keys
 from app.plugins.context import HookContext, ResponseView
 from app.plugins.decisions import (
     HEADER_NAME_RE,
@@ -42,7 +43,6 @@ from app.plugins.hookspecs import hookimpl
 
 __version__ = "1.0"
 
-ENDPOINTS = ("revocation", "introspection")
 WHEN = ("success", "error", "always")
 KEYS = frozenset({"attributes", "headers", "on", "endpoints"})
 """As ``app.plugins.decisions.decide_response``."""
@@ -114,22 +114,9 @@ def _headers(value: Any) -> dict[str, str]:
     return out
 
 
-def _endpoints(value: Any) -> list[str]:
-    if not isinstance(value, list) or not value:
-        raise ValueError(f"endpoints must be a non-empty list of {' and '.join(ENDPOINTS)}")
-    for item in value:
-        if item not in ENDPOINTS:
-            raise ValueError(f"endpoints: {item!r} is not one of {', '.join(ENDPOINTS)}")
-    return [e for e in ENDPOINTS if e in value]
-
-
 @hookimpl
 def plugin_config(config: dict[str, Any]) -> dict[str, Any]:
-    if not isinstance(config, dict):
-        raise ValueError("the config must be an object")
-    unknown = sorted(set(config) - KEYS)
-    if unknown:
-        raise ValueError(f"{unknown[0]}: unknown key (known: {', '.join(sorted(KEYS))})")
+    config = known_keys(config, KEYS)
     on = config.get("on", "always")
     if on not in WHEN:
         raise ValueError(f"on must be one of {', '.join(WHEN)}")
@@ -137,7 +124,7 @@ def plugin_config(config: dict[str, Any]) -> dict[str, Any]:
         "attributes": _attributes(config.get("attributes", {})),
         "headers": _headers(config.get("headers", {})),
         "on": on,
-        "endpoints": _endpoints(config.get("endpoints", list(ENDPOINTS))),
+        "endpoints": endpoints(config.get("endpoints", list(ENDPOINTS))),
     }
     if not out["attributes"] and not out["headers"]:
         raise ValueError("attributes: give attributes or headers (both are empty)")

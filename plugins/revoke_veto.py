@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.plugins.config import known_keys
 from app.plugins.context import HookContext, PlanView
 from app.plugins.decisions import Veto
 from app.plugins.hookspecs import hookimpl
@@ -45,11 +46,7 @@ def _strings(config: dict[str, Any], key: str, max_len: int, *, spaces: bool) ->
 
 @hookimpl
 def plugin_config(config: dict[str, Any]) -> dict[str, Any]:
-    if not isinstance(config, dict):
-        raise ValueError("the config must be an object")
-    unknown = sorted(set(config) - set(KEYS))
-    if unknown:
-        raise ValueError(f"{unknown[0]}: unknown key (known: {', '.join(KEYS)})")
+    config = known_keys(config, KEYS)
     out = {
         "clients": _strings(config, "clients", MAX_CLIENT_ID, spaces=True),
         "scopes": _strings(config, "scopes", MAX_SCOPE, spaces=False),

@@ -65,6 +65,7 @@ from urllib.parse import urlsplit
 import httpx
 import structlog
 
+from app.plugins.config import known_keys
 from app.plugins.context import HookContext, OutcomeView
 from app.plugins.hookspecs import hookimpl
 
@@ -182,11 +183,7 @@ def _number(config: dict[str, Any], key: str) -> float | int:
 
 @hookimpl
 def plugin_config(config: dict[str, Any]) -> dict[str, Any]:
-    if not isinstance(config, dict):
-        raise ValueError("the config must be an object")
-    unknown = sorted(set(config) - KEYS)
-    if unknown:
-        raise ValueError(f"{unknown[0]}: unknown key (known: {', '.join(sorted(KEYS))})")
+    config = known_keys(config, KEYS)
     for required in ("url", "signing_key_env"):
         if required not in config:
             raise ValueError(f"{required} is required")

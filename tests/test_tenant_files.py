@@ -160,3 +160,38 @@ async def test_start_up_finishes_a_deletion_left_half_done_before_loading_files(
         assert await services.store.finish_deletions() == 0
     finally:
         await services.store.close()
+
+
+@pytest.mark.parametrize(
+    ("entry", "key", "says"),
+    [
+        ('name = "nowhere"', "plugins.enabled[0].name", "no plugin named 'nowhere'"),
+        ('name = "revoke_veto"\nconfig = { clients = 3 }', "plugins.enabled[0].config", "clients"),
+    ],
+)
+async def test_a_tenant_file_enables_only_plugins_that_exist_with_good_config(
+    services: Services, tmp_path: Path, entry: str, key: str, says: str
+) -> None:
+    (tmp_path / "p.toml").write_text(
+        f'tenant_id = "plugged"\nissuer = "https://plugged.example"\n[[plugins.enabled]]\n{entry}\n'
+    )
+    with pytest.raises(ConfigError) as raised:
+        await load_tenant_files(services, tmp_path)
+    assert raised.value.key == key
+    assert says in raised.value.reason
+    assert await services.store.get_tenant("plugged") is None
+
+
+async def test_a_tenant_file_stores_a_plugins_normalised_config(
+    services: Services, tmp_path: Path
+) -> None:
+    (tmp_path / "p.toml").write_text(
+        'tenant_id = "plugged"\nissuer = "https://plugged.example"\n'
+        '[[plugins.enabled]]\nname = "confidential_only"\n'
+    )
+    await load_tenant_files(services, tmp_path)
+    tenant = await services.store.get_tenant("plugged")
+    assert tenant is not None
+    assert tenant.settings["plugins"]["enabled"] == [
+        {"name": "confidential_only", "config": {"endpoints": ["revocation", "introspection"]}}
+    ]

@@ -50,6 +50,8 @@ class Exchange:
     outcome: RevocationOutcome | None = None
     interception: Interception | None = None
     """The tenant's enabled plugins; None when it has none."""
+    context: HookContext | None = None
+    context_for: tuple[object, object] = (None, None)
     response: Response | None = None
     """Set by a step that answers early; later steps are skipped."""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -69,23 +71,40 @@ class Exchange:
         log_fields(self.request.scope).update(fields)
 
     def hook_context(self) -> HookContext:
-        """What this request's plugins are told (see ``app.plugins.context``)."""
-
-        async def find(token: str) -> CredentialInfo | None:
-            found = await token_finder.find_credential(self.services, self.tenant, token)
-            return None if found is None else CredentialInfo.of(found)
-
-        return HookContext(
-            self.tenant.tenant_id,
-            self.tenant.issuer,
-            self.endpoint,
-            self.now,
-            params=public_params(self.form),
-            presented_auth=presented_auth(self.request, self.form),
-            client=ClientInfo.of(self.client.client, self.client.method) if self.client else None,
-            credential=CredentialInfo.of(self.credential) if self.credential else None,
-            trusted=TrustedAccess(self.request.headers.get("authorization"), find),
+        """What this request's plugins are told (see ``app.plugins.context``): built once,
+        and again only when the client or the credential is new since."""
+        cached = self.context
+        client, credential = self.client, self.credential
+        if cached is not None and self.context_for == (client, credential):
+            return cached
+        self.context_for = (client, credential)
+        if cached is None:
+            cached = HookContext(
+                self.tenant.tenant_id,
+                self.tenant.issuer,
+                self.endpoint,
+                self.now,
+                public_params(self.form),
+                presented_auth(self.request, self.form),
+                trusted=TrustedAccess(self.request.headers.get("authorization"), self._find),
+            )
+        self.context = HookContext(
+            cached.tenant_id,
+            cached.issuer,
+            cached.endpoint,
+            cached.now,
+            cached.params,
+            cached.presented_auth,
+            ClientInfo.of(client.client, client.method) if client else None,
+            CredentialInfo.of(credential) if credential else None,
+            cached.config,
+            cached.trusted,
         )
+        return self.context
+
+    async def _find(self, token: str) -> CredentialInfo | None:
+        found = await token_finder.find_credential(self.services, self.tenant, token)
+        return None if found is None else CredentialInfo.of(found)
 
 
 Step = Callable[[Exchange], Awaitable[None]]

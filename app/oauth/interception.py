@@ -28,7 +28,7 @@ def with_pre_auth(authenticate: Step) -> Step:
     authenticate the client itself, and the wrapped step then does not run."""
 
     async def pre_auth(x: Exchange) -> None:
-        if x.interception is not None:
+        if x.interception is not None and x.interception.with_hook("pre_auth"):
             vouched = await x.interception.pre_auth(x.hook_context())
             if vouched is not None:
                 bound, decision = vouched
@@ -43,7 +43,7 @@ def with_pre_auth(authenticate: Step) -> Step:
 
 
 async def pre_revoke(x: Exchange) -> None:
-    if x.interception is None or x.plan is None:
+    if x.interception is None or x.plan is None or not x.interception.with_hook("pre_revoke"):
         return
     x.plan = await x.interception.pre_revoke(x.hook_context(), x.plan, x.credential)
     if x.plan is None:
@@ -52,6 +52,8 @@ async def pre_revoke(x: Exchange) -> None:
 
 async def post_revoke(x: Exchange) -> None:
     if x.interception is None or x.plan is None or x.outcome is None:
+        return
+    if not x.interception.with_hook("post_revoke"):
         return
     await x.interception.post_revoke(x.hook_context(), x.plan, x.outcome)
 

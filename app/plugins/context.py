@@ -120,6 +120,21 @@ class HookContext:
     """This plugin's configuration in this tenant (``plugins.enabled[i].config``)."""
     trusted: TrustedAccess | None = field(default=None, compare=False)
 
+    def for_plugin(self, config: Mapping[str, Any]) -> HookContext:
+        """This context with one plugin's configuration (``replace`` costs more)."""
+        return HookContext(
+            self.tenant_id,
+            self.issuer,
+            self.endpoint,
+            self.now,
+            self.params,
+            self.presented_auth,
+            self.client,
+            self.credential,
+            config,
+            self.trusted,
+        )
+
     def to_wire(self) -> JSON:
         return {
             "tenant_id": self.tenant_id,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -53,6 +53,25 @@ class Bound:
         return f"{self.name}@{self.version}"
 
 
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """A tenant's enabled plugins in order, and for each hook those that implement it."""
+
+    plugins: tuple[Bound, ...]
+    by_hook: Mapping[str, tuple[Bound, ...]]
+
+    @classmethod
+    def of(cls, plugins: tuple[Bound, ...]) -> Chain:
+        hooks = {hook for bound in plugins for hook in bound.hooks}
+        return cls(plugins, {h: tuple(b for b in plugins if h in b.hooks) for h in hooks})
+
+    def __bool__(self) -> bool:
+        return bool(self.plugins)
+
+
+NO_PLUGINS = Chain((), {})
+
+
 class PluginFailed(Exception):
     def __init__(self, bound: Bound, hook: str, kind: str, detail: str) -> None:
         super().__init__(f"{bound.label} {hook}: {kind}: {detail}")
@@ -77,7 +96,7 @@ class PluginHost:
         self.failures: Counter[tuple[TenantId, str]] = Counter()
         """(tenant, plugin) → failed calls in this process."""
         self._sandbox: Sandbox | None = None
-        self._chains: dict[TenantId, tuple[int | None, tuple[JSON, ...], tuple[Bound, ...]]] = {}
+        self._chains: dict[TenantId, tuple[int | None, tuple[JSON, ...], Chain]] = {}
 
     @property
     def sandbox(self) -> Sandbox:
@@ -105,10 +124,10 @@ class PluginHost:
 
     # --- a tenant's chain ----------------------------------------------------------------
 
-    async def chain(self, tenant: TenantView) -> tuple[Bound, ...]:
+    async def chain(self, tenant: TenantView) -> Chain:
         enabled = tenant.settings.plugins
         if not enabled:
-            return ()
+            return NO_PLUGINS
         version = self.directory.version
         cached = self._chains.get(tenant.tenant_id)
         if cached is not None and cached[0] == version and cached[1] is enabled:
@@ -116,7 +135,7 @@ class PluginHost:
         uploads: dict[str, PluginVersion] = {}
         if any(entry["name"] not in self.operator_plugins for entry in enabled):
             uploads = {p.name: p for p in await self.store.list_plugins(tenant.tenant_id)}
-        chain = tuple(self._bind(entry, uploads) for entry in enabled)
+        chain = Chain.of(tuple(self._bind(entry, uploads) for entry in enabled))
         self._chains[tenant.tenant_id] = (version, enabled, chain)
         return chain
 
@@ -136,7 +155,7 @@ class PluginHost:
         self, tenant_id: TenantId, bound: Bound, hook: str, context: HookContext, **args: Wired
     ) -> Any:
         """The hook's raw return value; ``PluginFailed`` for anything that went wrong."""
-        context = replace(context, config=bound.config)
+        context = context.for_plugin(bound.config)
         if bound.upload is not None:
             return await self._sandboxed(tenant_id, bound, hook, context, args)
         if bound.operator is None:

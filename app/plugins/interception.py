@@ -44,7 +44,7 @@ from app.plugins.decisions import (
     decide_pre_revoke,
     decide_response,
 )
-from app.plugins.host import Bound, PluginFailed, PluginHost
+from app.plugins.host import Bound, Chain, PluginFailed, PluginHost
 
 log = structlog.get_logger("revocation.plugins")
 
@@ -58,11 +58,11 @@ Phase = Literal["pre", "post"]
 class Interception:
     host: PluginHost
     tenant: TenantView
-    chain: tuple[Bound, ...]
+    chain: Chain
     log_fields: dict[str, Any] = field(default_factory=dict)
 
-    def with_hook(self, hook: str) -> list[Bound]:
-        return [b for b in self.chain if hook in b.hooks]
+    def with_hook(self, hook: str) -> tuple[Bound, ...]:
+        return self.chain.by_hook.get(hook, ())
 
     # --- pre_auth ------------------------------------------------------------------------
 
