@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import structlog
@@ -86,7 +87,12 @@ class Exchange:
                 self.now,
                 public_params(self.form),
                 presented_auth(self.request, self.form),
-                trusted=TrustedAccess(self.request.headers.get("authorization"), self._find),
+                # A partial, not a bound method: a context that points back at the exchange
+                # holding it is a reference cycle per request, left to the garbage collector.
+                trusted=TrustedAccess(
+                    self.request.headers.get("authorization"),
+                    partial(find_credential_info, self.services, self.tenant),
+                ),
             )
         self.context = HookContext(
             cached.tenant_id,
@@ -102,9 +108,12 @@ class Exchange:
         )
         return self.context
 
-    async def _find(self, token: str) -> CredentialInfo | None:
-        found = await token_finder.find_credential(self.services, self.tenant, token)
-        return None if found is None else CredentialInfo.of(found)
+
+async def find_credential_info(
+    services: Services, tenant: TenantView, token: str
+) -> CredentialInfo | None:
+    found = await token_finder.find_credential(services, tenant, token)
+    return None if found is None else CredentialInfo.of(found)
 
 
 Step = Callable[[Exchange], Awaitable[None]]

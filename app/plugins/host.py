@@ -46,6 +46,8 @@ class Bound:
     hooks: frozenset[str]
     operator: OperatorPlugin | None = None
     upload: PluginVersion | None = None
+    awaited: frozenset[str] = frozenset()
+    """The hooks whose implementation is ``async def``."""
 
     @property
     def label(self) -> str:
@@ -143,7 +145,10 @@ class PluginHost:
         name: str = entry["name"]
         config = MappingProxyType(dict(entry.get("config", {})))
         if (operator := self.operator_plugins.get(name)) is not None:
-            return Bound(name, operator.version, config, frozenset(operator.hooks), operator)
+            hooks = frozenset(operator.hooks)
+            return Bound(
+                name, operator.version, config, hooks, operator, None, operator.async_hooks
+            )
         if (upload := uploads.get(name)) is not None:
             return Bound(name, str(upload.version), config, frozenset(upload.hooks), None, upload)
         # Deleted since it was enabled: every call fails, as the failure mode says.
@@ -162,7 +167,7 @@ class PluginHost:
             raise PluginFailed(bound, hook, "missing", "no such plugin in this tenant")
         try:
             result = bound.operator.hooks[hook](context=context, **args)
-            return await result if inspect.isawaitable(result) else result
+            return await result if hook in bound.awaited else result
         except Exception as exc:
             raise PluginFailed(bound, hook, "exception", f"{type(exc).__name__}: {exc}") from None
 

@@ -10,6 +10,7 @@ and from installed packages on the entry-point group ``revocation_service.plugin
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -36,6 +37,10 @@ class OperatorPlugin:
     """Hook name → implementation, for the interception hooks it implements."""
     configure: Callable[..., Any] | None = None
     shutdown: Callable[..., Any] | None = None
+
+    @property
+    def async_hooks(self) -> frozenset[str]:
+        return frozenset(h for h, fn in self.hooks.items() if inspect.iscoroutinefunction(fn))
 
     def validate_config(self, config: JSON) -> JSON:
         """The config to store; ``ValueError`` when the plugin refuses it."""
