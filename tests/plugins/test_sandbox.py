@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import struct
 import textwrap
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -89,6 +90,9 @@ async def good_call(box: Sandbox, tenant_id: str, name: str = "good") -> dict[st
 # --- hostile code ---------------------------------------------------------------------
 
 DATA_SECRET = "master-key-material-0123456789"
+# A well-formed reply (size, id, kind ok, flags cached, no output, value null) to a request
+# that was never sent.
+FORGED_REPLY = struct.pack(">IIBBI", 14, 999_999, 0, 2, 0) + b"null"
 
 HOSTILE: dict[str, tuple[str, set[str] | None]] = {
     "infinite_loop": ("while True:\n    pass\n", {"timeout"}),
@@ -141,6 +145,17 @@ HOSTILE: dict[str, tuple[str, set[str] | None]] = {
         for fd in range(3, 4096):
             try:
                 os.write(fd, b"\\x00\\x00\\x00\\x07garbage" * 3)
+            except OSError:
+                pass
+        """,
+        {"malformed_reply"},
+    ),
+    "reply_to_another_request": (
+        f"""\
+        import os
+        for fd in range(3, 4096):
+            try:
+                os.write(fd, {FORGED_REPLY!r})
             except OSError:
                 pass
         """,
@@ -258,6 +273,140 @@ async def test_cancelling_a_call_kills_its_worker(sandbox: Sandbox) -> None:
     with pytest.raises(asyncio.CancelledError):
         await call
     assert (await good_call(sandbox, "acme"))["pid"] != pid
+
+
+# --- concurrent calls -------------------------------------------------------------------
+
+ECHO = """
+import os
+
+def pre_auth(context):
+    return {"n": context["n"], "pid": os.getpid()}
+"""
+
+
+async def echo(box: Sandbox, tenant_id: str, n: int, **call: Any) -> dict[str, Any]:
+    done = await box.call(
+        tenant_id, plugin(ECHO, "echo"), "pre_auth", {"context": {"n": n}}, **call
+    )
+    value: dict[str, Any] = done.value
+    assert value["n"] == n, "another call's answer"
+    return value
+
+
+@pytest.mark.parametrize("max_in_flight", [1, 4, 32])
+async def test_concurrent_calls_of_a_tenant_share_its_workers(max_in_flight: int) -> None:
+    box = Sandbox(SandboxLimits(call_timeout_s=10.0, max_in_flight=max_in_flight))
+    try:
+        values = await asyncio.gather(*(echo(box, "acme", n) for n in range(200)))
+        assert [v["n"] for v in values] == list(range(200))
+        assert len({v["pid"] for v in values}) <= 2
+        assert len(box.worker_pids("acme")) <= 2
+    finally:
+        await box.close()
+
+
+async def test_concurrent_first_calls_send_the_source_once() -> None:
+    box = Sandbox(SandboxLimits(call_timeout_s=10.0, workers_per_tenant=1))
+    code = CountingCode(
+        """
+        calls = 0
+        def pre_auth(context):
+            global calls
+            calls += 1
+            return calls
+        """
+    )
+    try:
+        done = await asyncio.gather(
+            *(box.call("acme", code, "pre_auth", {"context": {}}) for _ in range(20))
+        )
+    finally:
+        await box.close()
+    assert sorted(d.value for d in done) == list(range(1, 21)), "one module, loaded once"
+    assert code.reads == 1
+
+
+async def test_a_failing_import_fails_each_concurrent_first_call() -> None:
+    box = Sandbox(SandboxLimits(call_timeout_s=10.0, workers_per_tenant=1))
+    code = CountingCode("raise ValueError('broken')\ndef pre_auth(context):\n    pass\n")
+    try:
+        [pid] = [(await echo(box, "acme", 0))["pid"]]
+        calls = [box.call("acme", code, "pre_auth", {"context": {}}) for _ in range(5)]
+        failures = await asyncio.gather(*calls, return_exceptions=True)
+        assert all(isinstance(f, PluginFailure) for f in failures), failures
+        assert {(f.kind, f.detail) for f in failures if isinstance(f, PluginFailure)} == {
+            ("exception", "ValueError: broken (line 1)")
+        }
+        assert (await echo(box, "acme", 1))["pid"] == pid, "the worker is kept"
+    finally:
+        await box.close()
+
+
+async def test_the_process_cap_lets_each_tenant_in_turn() -> None:
+    box = Sandbox(SandboxLimits(call_timeout_s=10.0, max_workers=1))
+    try:
+        calls = [echo(box, f"tenant-{t}", n) for n in range(4) for t in range(5)]
+        values = await asyncio.gather(*calls)
+        assert len({v["pid"] for v in values}) >= 5, "a worker per tenant, in turn"
+    finally:
+        await box.close()
+
+
+async def keep_calling(box: Sandbox, tenant_id: str, until: asyncio.Task[Any]) -> list[int]:
+    pids: list[int] = []
+    n = 0
+    while not until.done():
+        pids.append((await echo(box, tenant_id, n))["pid"])
+        n += 1
+    return pids
+
+
+async def test_a_timeout_fails_the_calls_queued_behind_it_only() -> None:
+    box = Sandbox(SandboxLimits(call_timeout_s=10.0, workers_per_tenant=1))
+    hang = plugin("def pre_auth(context):\n    while True:\n        pass\n", "hang")
+    try:
+        [pid] = [(await echo(box, "acme", 0))["pid"]]
+        [other] = [(await echo(box, "other", 0))["pid"]]
+        hanging = asyncio.create_task(
+            box.call("acme", hang, "pre_auth", {"context": {}}, timeout_s=0.5)
+        )
+        await asyncio.sleep(0)  # its request is sent first
+        queued = [asyncio.create_task(echo(box, "acme", n, timeout_s=5.0)) for n in range(5)]
+        bystanders = [keep_calling(box, "other", hanging) for _ in range(4)]
+        others = await asyncio.gather(*bystanders)
+        failures = await asyncio.gather(hanging, *queued, return_exceptions=True)
+        assert all(isinstance(f, PluginFailure) for f in failures), failures
+        timeout, *behind = [f for f in failures if isinstance(f, PluginFailure)]
+        assert timeout.kind == "timeout"
+        for failure in behind:
+            assert failure.kind == "crashed"
+            assert "another call of this tenant timed out" in failure.detail
+        assert {p for pids in others for p in pids} == {other}, "the other tenant's worker"
+        assert box.worker_pids("other") == [other]
+        assert (await echo(box, "acme", 1))["pid"] != pid, "a new worker"
+    finally:
+        await box.close()
+
+
+async def test_cancelling_a_call_fails_the_calls_queued_behind_it() -> None:
+    box = Sandbox(SandboxLimits(call_timeout_s=10.0, workers_per_tenant=1))
+    slow = plugin("import time\ndef pre_auth(context):\n    time.sleep(60)\n", "slow")
+    try:
+        [pid] = [(await echo(box, "acme", 0))["pid"]]
+        call = asyncio.create_task(box.call("acme", slow, "pre_auth", {"context": {}}))
+        await asyncio.sleep(0)
+        queued = [asyncio.create_task(echo(box, "acme", n)) for n in range(3)]
+        await asyncio.sleep(0)
+        call.cancel()
+        failures = await asyncio.gather(*queued, return_exceptions=True)
+        assert all(isinstance(f, PluginFailure) and f.kind == "crashed" for f in failures)
+        assert all("cancelled" in str(f) for f in failures)
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        assert (await echo(box, "acme", 1))["pid"] != pid
+    finally:
+        await box.close()
 
 
 # --- normal operation -----------------------------------------------------------------

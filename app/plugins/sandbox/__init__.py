@@ -2,7 +2,8 @@
 
 ``Sandbox.call`` runs one hook in a worker process of the tenant (``pool``, ``process``)
 started from a clean interpreter and confined by what the kernel offers (``launch``,
-``worker``); ``docs/PLUGINS_SANDBOX.md`` lists the threats and the layers.
+``worker``); the section "The sandbox" of ``docs/PLUGINS.md`` lists the threats and
+the layers.
 """
 
 from app.plugins.sandbox.limits import SandboxLimits

@@ -19,6 +19,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.plugins.sandbox.worker import namespaces
+
 WORKER_SCRIPT = str(Path(__file__).with_name("worker.py"))
 UNSHARE_ARGS = ("--user", "--map-root-user", "--net", "--mount", "--")
 PROBE_TIMEOUT_S = 5.0
@@ -44,7 +46,7 @@ async def launch() -> Launch:
     global _cached
     if _cached is None:
         prefix = await _probe_unshare()
-        _cached = Launch(prefix, _seccomp_dir(), _namespaces())
+        _cached = Launch(prefix, _seccomp_dir(), namespaces())
     return _cached
 
 
@@ -82,13 +84,3 @@ def _seccomp_dir() -> str | None:
     if spec is None or spec.origin is None:
         return None
     return os.path.dirname(spec.origin)
-
-
-def _namespaces() -> dict[str, str]:
-    found = {}
-    for kind in ("user", "net", "mnt"):
-        try:
-            found[kind] = os.readlink(f"/proc/self/ns/{kind}")
-        except OSError:
-            found[kind] = ""
-    return found

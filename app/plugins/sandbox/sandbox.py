@@ -40,8 +40,10 @@ class Sandbox:
         timeout = self.limits.call_timeout_s if timeout_s is None else timeout_s
         if self._reaper is None and not self._pools.closed:
             self._reaper = loop.create_task(self._reap_forever())
+        worker, starting_s = self._pools.take(tenant_id, began + timeout), 0.0
         try:
-            worker, starting_s = await self._pools.acquire(tenant_id, began + timeout)
+            if worker is None:
+                worker, starting_s = await self._pools.acquire(tenant_id, began + timeout)
         except TimeoutError:
             raise PluginFailure("timeout", f"no free worker within {timeout:g} s") from None
         except WorkerStartError as exc:

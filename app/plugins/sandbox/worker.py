@@ -1,4 +1,5 @@
-"""A sandbox worker: runs one tenant's uploaded plugin code, one call at a time.
+"""A sandbox worker: runs one tenant's uploaded plugin code, one call at a time, in the
+order the requests arrive (the service may have several in flight).
 
 A standalone program, ``python -I -S -B worker.py CONFIG_JSON``, started by
 ``process.py`` with an empty environment in an empty temporary directory; it never
@@ -146,9 +147,15 @@ DENIED_SYSCALLS = (
 )
 
 HEADER = struct.Struct(">I")
+REPLY = struct.Struct(">IIBBI")
+"""The reply's frame size (what follows it), id, kind, flags, output size."""
+OK, EXCEPTION, MISSING_HOOK, NOT_JSON, OVERSIZED_REPLY, NEED_SOURCE, HELLO = range(7)
+RETIRE, CACHED = 1, 2
 MAX_DETAIL = 300
 MAX_MODULES = 16
+READ_SIZE = 1 << 16
 PLUGIN_FILE = "<plugin "
+ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 # <sys/mount.h>, <linux/prctl.h>
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
@@ -158,38 +165,33 @@ LANDLOCK_CREATE_RULESET, LANDLOCK_RESTRICT_SELF = 444, 446
 
 
 class Pipe:
-    """The worker's end of its dedicated pipe pair, blocking."""
+    """The worker's end of its dedicated pipe pair, blocking. Requests may arrive several
+    at a time: they are read in large chunks and answered one by one."""
 
     def __init__(self, fd_in: int, fd_out: int) -> None:
         self.fd_in = fd_in
         self.fd_out = fd_out
-
-    def _read_exactly(self, size: int) -> bytes | None:
-        parts: list[bytes] = []
-        while size:
-            chunk = os.read(self.fd_in, min(size, 1 << 20))
-            if not chunk:
-                return None
-            parts.append(chunk)
-            size -= len(chunk)
-        return b"".join(parts)
+        self.buffer = bytearray()
 
     def receive(self) -> Any:
         """The next request, or ``None`` when the service closed the pipe."""
-        header = self._read_exactly(HEADER.size)
-        if header is None:
-            return None
-        body = self._read_exactly(HEADER.unpack(header)[0])
-        return None if body is None else json.loads(body)
+        buffer = self.buffer
+        while True:
+            wanted = HEADER.size
+            if len(buffer) >= HEADER.size:
+                wanted += HEADER.unpack_from(buffer)[0]
+                if len(buffer) >= wanted:
+                    body = bytes(buffer[HEADER.size : wanted])
+                    del buffer[:wanted]
+                    return json.loads(body)
+            chunk = os.read(self.fd_in, max(READ_SIZE, wanted - len(buffer)))
+            if not chunk:
+                return None
+            buffer += chunk
 
-    def send(self, message: dict[str, Any], value: bytes | None = None) -> None:
-        meta = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode(
-            "utf-8", "replace"
-        )
-        data = HEADER.pack(len(meta)) + meta
-        if value is not None:
-            data += HEADER.pack(len(value)) + value
-        view = memoryview(data)
+    def send(self, call_id: int, kind: int, flags: int, output: bytes, body: bytes) -> None:
+        size = REPLY.size - HEADER.size + len(output) + len(body)
+        view = memoryview(REPLY.pack(size, call_id, kind, flags, len(output)) + output + body)
         while view:
             view = view[os.write(self.fd_out, view) :]
 
@@ -228,16 +230,22 @@ class Capture:
     def writable(self) -> bool:
         return True
 
-    def value(self) -> str:
+    def take(self) -> bytes:
+        """What was written since the last ``take``, UTF-8, at most ``limit`` bytes and a
+        note when truncated."""
+        if not self.parts and not self.truncated:
+            return b""
         raw = "".join(self.parts).encode("utf-8", "replace")
-        if len(raw) > self.limit:
-            raw, self.truncated = raw[: self.limit], True
-        text = raw.decode("utf-8", "ignore")
-        return text + "\n[output truncated]" if self.truncated else text
+        truncated = self.truncated or len(raw) > self.limit
+        self.parts, self.size, self.truncated = [], 0, False
+        if not truncated:
+            return raw
+        kept = raw[: self.limit].decode("utf-8", "ignore").encode("utf-8")
+        return kept + b"\n[output truncated]"
 
 
 class Failed(Exception):
-    def __init__(self, kind: str, detail: str, retire: bool = False) -> None:
+    def __init__(self, kind: int, detail: str, retire: bool = False) -> None:
         super().__init__(kind)
         self.kind = kind
         self.detail = detail[:MAX_DETAIL]
@@ -272,55 +280,56 @@ def _describe(exc: BaseException) -> str:
 class Runner:
     def __init__(self, pipe: Pipe, max_output_bytes: int, max_reply_bytes: int) -> None:
         self.pipe = pipe
-        self.max_output_bytes = max_output_bytes
         self.max_reply_bytes = max_reply_bytes
+        self.capture = Capture(max_output_bytes)
         self.modules: OrderedDict[str, types.ModuleType] = OrderedDict()
 
     def serve(self) -> None:
+        capture, stdout, stderr = self.capture, sys.__stdout__, sys.__stderr__
         while (request := self.pipe.receive()) is not None:
-            capture = Capture(self.max_output_bytes)
+            kind, flags = OK, 0
+            # Set before every call: the plugin may have replaced them during the last.
             sys.stdout = sys.stderr = capture
-            value: bytes | None = None
-            reply: dict[str, Any] = {"id": request.get("id"), "ok": True}
             try:
-                value = self.run(request)
+                body = self.run(request)
             except Failed as failed:
-                reply.update(ok=False, kind=failed.kind, detail=failed.detail)
-                if failed.retire:
-                    reply["retire"] = True
+                kind, body = failed.kind, failed.detail.encode("utf-8", "replace")
+                flags = RETIRE if failed.retire else 0
             finally:
-                sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
-            reply["output"] = capture.value()
-            reply["cached"] = request["module"]["key"] in self.modules
-            self.pipe.send(reply, value)
+                sys.stdout, sys.stderr = stdout, stderr
+            if request["module"]["key"] in self.modules:
+                flags |= CACHED
+            self.pipe.send(request["id"], kind, flags, capture.take(), body)
 
     def run(self, request: dict[str, Any]) -> bytes:
         module = self.load(request["module"])
         hook = module.__dict__.get(request["hook"])
         if not callable(hook):
-            raise Failed("missing_hook", f"the module defines no function {request['hook']}")
+            raise Failed(MISSING_HOOK, f"the module defines no function {request['hook']}")
         try:
             result = hook(**request["args"])
         except BaseException as exc:
-            raise Failed("exception", describe(exc), isinstance(exc, MemoryError)) from None
+            raise Failed(EXCEPTION, describe(exc), isinstance(exc, MemoryError)) from None
+        if result is None:
+            return b"null"
         try:
-            text = json.dumps(result, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-            encoded = text.encode("utf-8")
+            encoded = ENCODER.encode(result).encode("utf-8")
         except BaseException as exc:
-            raise Failed("not_json", describe(exc), isinstance(exc, MemoryError)) from None
+            raise Failed(NOT_JSON, describe(exc), isinstance(exc, MemoryError)) from None
         if len(encoded) > self.max_reply_bytes:
-            raise Failed("oversized_reply", f"{len(encoded)} bytes")
+            raise Failed(OVERSIZED_REPLY, f"{len(encoded)} bytes")
         return encoded
 
     def load(self, spec: dict[str, Any]) -> types.ModuleType:
         key: str = spec["key"]
         module = self.modules.get(key)
         if module is not None:
+            # A source sent again (two first calls in flight at once) is not reloaded.
             self.modules.move_to_end(key)
             return module
         source = spec.get("source")
         if not isinstance(source, str):
-            raise Failed("need_source", key)
+            raise Failed(NEED_SOURCE, key)
         name: str = spec["name"]
         module = types.ModuleType(name)
         module.__dict__["__builtins__"] = builtins
@@ -328,7 +337,7 @@ class Runner:
             code = compile(source, f"{PLUGIN_FILE}{name}>", "exec", dont_inherit=True)
             exec(code, module.__dict__)  # noqa: S102 - this process exists to run it
         except BaseException as exc:
-            raise Failed("exception", describe(exc), isinstance(exc, MemoryError)) from None
+            raise Failed(EXCEPTION, describe(exc), isinstance(exc, MemoryError)) from None
         for old in [k for k in self.modules if k.startswith(f"{name}:")]:
             del self.modules[old]
         self.modules[key] = module
@@ -489,7 +498,8 @@ def main(argv: list[str]) -> int:
     config: dict[str, Any] = json.loads(argv[1])
     pipe = Pipe(config["fd_in"], config["fd_out"])
     layers = confine(config)
-    pipe.send({"hello": True, "pid": os.getpid(), "layers": layers})
+    hello = json.dumps({"pid": os.getpid(), "layers": layers}).encode()
+    pipe.send(0, HELLO, 0, b"", hello)
     Runner(pipe, config["max_output_bytes"], config["max_reply_bytes"]).serve()
     return 0
 
