@@ -15,4 +15,8 @@ USER revocation
 VOLUME ["/data"]
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/readyz').status != 200)"
-ENTRYPOINT ["revocation-service", "serve", "--host", "0.0.0.0", "--port", "8000", "--data-dir", "/data", "--tenants", "/srv/tenants"]
+# Uploaded tenant plugins run in sandboxed worker processes: Docker's default seccomp
+# profile refuses user namespaces, so there the sandbox runs without them (chroot off;
+# rlimits, Landlock and seccomp still on); the start-up log line plugin_sandbox says which
+# layers work. docs/PLUGINS.md ("The sandbox") says what to add in production.
+ENTRYPOINT ["revocation-service", "serve", "--host", "0.0.0.0", "--port", "8000", "--data-dir", "/data", "--tenants", "/srv/tenants", "--plugins-dir", "/srv/plugins"]
