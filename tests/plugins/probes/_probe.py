@@ -5,9 +5,11 @@ its ``endpoints`` a probe records nothing and answers None."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from app.plugins.context import HookContext
+from app.plugins.context import HookContext, OutcomeView, PlanView, ResponseView
+from app.plugins.hookspecs import hookimpl
 
 CALLS: list[dict[str, Any]] = []
 
@@ -36,3 +38,29 @@ def check(config: dict[str, Any]) -> None:
 
 def calls(hook: str | None = None) -> list[dict[str, Any]]:
     return [c for c in CALLS if hook is None or c["hook"] == hook]
+
+
+def sync_hooks(name: str) -> tuple[Callable[..., Any], ...]:
+    """``plugin_config`` and the four hooks of a synchronous probe called ``name``."""
+
+    @hookimpl
+    def plugin_config(config: dict[str, Any]) -> None:
+        check(config)
+
+    @hookimpl
+    def pre_auth(context: HookContext) -> Any:
+        return answer(name, "pre_auth", context)
+
+    @hookimpl
+    def pre_revoke(context: HookContext, plan: PlanView) -> Any:
+        return answer(name, "pre_revoke", context, plan=plan)
+
+    @hookimpl
+    def post_revoke(context: HookContext, outcome: OutcomeView) -> Any:
+        return answer(name, "post_revoke", context, outcome=outcome)
+
+    @hookimpl
+    def response_mapping(context: HookContext, response: ResponseView) -> Any:
+        return answer(name, "response_mapping", context, response=response)
+
+    return plugin_config, pre_auth, pre_revoke, post_revoke, response_mapping
