@@ -213,15 +213,13 @@ async def _plugin_put(s: Services, args: argparse.Namespace) -> Any:
 
 
 async def _plugin_list(s: Services, args: argparse.Namespace) -> Any:
-    enabled = await plugins.enabled_names(s, args.tenant_id)
     found = await plugins.list_plugins(s, args.tenant_id)
-    return {"plugins": [plugin_json(p, enabled=p.name in enabled) for p in found]}
+    return {"plugins": [plugin_json(p, enabled=on) for p, on in found]}
 
 
 async def _plugin_get(s: Services, args: argparse.Namespace) -> Any:
     version = plugins.parse_version(args.version)
-    found = await plugins.get_plugin(s, args.tenant_id, args.name, version)
-    enabled = found.name in await plugins.enabled_names(s, args.tenant_id)
+    found, enabled = await plugins.read_plugin(s, args.tenant_id, args.name, version)
     return plugin_json(found, source=True, enabled=enabled)
 
 

@@ -13,9 +13,11 @@ from typing import Any
 
 from app.admin.fields import as_object
 from app.admin.tenants import require_tenant
+from app.directory import TenantView
 from app.errors import Conflict, FieldError, NotFound
-from app.models import PluginVersion
+from app.models import PluginVersion, Tenant
 from app.plugins import decisions
+from app.plugins.interception import context_of
 from app.plugins.uploads import check_name, check_source
 from app.services import Services
 from app.settings import lookup
@@ -60,16 +62,24 @@ async def put_plugin(
 async def get_plugin(
     services: Services, tenant_id: TenantId, name: str, version: int | None = None
 ) -> PluginVersion:
-    await require_tenant(services, tenant_id)
+    return (await read_plugin(services, tenant_id, name, version))[0]
+
+
+async def read_plugin(
+    services: Services, tenant_id: TenantId, name: str, version: int | None = None
+) -> tuple[PluginVersion, bool]:
+    """That version (the current one by default), and whether the plugin is enabled."""
+    tenant = await require_tenant(services, tenant_id)
     found = await services.store.get_plugin_version(tenant_id, name, version)
     if found is None:
         raise NotFound("no such plugin" if version is None else "no such plugin version")
-    return found
+    return found, name in enabled_names(tenant)
 
 
-async def list_plugins(services: Services, tenant_id: TenantId) -> list[PluginVersion]:
-    await require_tenant(services, tenant_id)
-    return await services.store.list_plugins(tenant_id)
+async def list_plugins(services: Services, tenant_id: TenantId) -> list[tuple[PluginVersion, bool]]:
+    """The current version of each plugin, and whether ``plugins.enabled`` names it."""
+    enabled = enabled_names(await require_tenant(services, tenant_id))
+    return [(p, p.name in enabled) for p in await services.store.list_plugins(tenant_id)]
 
 
 async def list_versions(services: Services, tenant_id: TenantId, name: str) -> list[PluginVersion]:
@@ -90,13 +100,12 @@ async def activate(
     return await get_plugin(services, tenant_id, name)
 
 
-async def enabled_names(services: Services, tenant_id: TenantId) -> set[str]:
-    tenant = await require_tenant(services, tenant_id)
+def enabled_names(tenant: Tenant) -> set[str]:
     return {entry["name"] for entry in lookup(tenant.settings, "plugins.enabled")}
 
 
 async def delete_plugin(services: Services, tenant_id: TenantId, name: str) -> None:
-    if name in await enabled_names(services, tenant_id):
+    if name in enabled_names(await require_tenant(services, tenant_id)):
         raise Conflict(f"{name} is enabled in plugins.enabled: take it out there first")
     if not await services.store.delete_plugin(tenant_id, name):
         raise NotFound("no such plugin")
@@ -113,8 +122,9 @@ def parse_version(text: str | None) -> int | None:
 async def dry_run(services: Services, tenant_id: TenantId, name: str, body: Any) -> JSON:
     """Call one hook of the plugin in the sandbox on a sample context.
 
-    Body: ``{"hook", "context"?, "plan"|"outcome"|"response"?, "version"?, "config"?}``;
-    missing parts get sample values. Nothing is revoked and no event is recorded.
+    Body: ``{"hook", "context"?, "plan"|"outcome"|"response"?, "version"?}`` (the
+    plugin's ``config`` goes in ``context``); missing parts get sample values. Nothing
+    is revoked and no event is recorded.
     """
     request = as_object(body)
     unknown = set(request) - {"hook", "context", "plan", "outcome", "response", "version"}
@@ -130,22 +140,12 @@ async def dry_run(services: Services, tenant_id: TenantId, name: str, body: Any)
     if hook not in plugin.hooks:
         raise FieldError("hook", f"version {plugin.version} does not define {hook}")
     tenant = await require_tenant(services, tenant_id)
-    context: JSON = {
-        "tenant_id": tenant_id,
-        "issuer": lookup(tenant.settings, "issuer"),
-        "endpoint": "revocation",
-        "now": services.clock(),
-        "params": {},
-        "presented_auth": None,
-        "client": None,
-        "credential": None,
-        "config": {},
-        **as_object(request.get("context", {}), "context"),
-    }
+    sample = context_of(TenantView.of(tenant), "revocation", services.clock()).to_wire()
+    context: JSON = {**sample, **as_object(request.get("context", {}), "context")}
     args: dict[str, Any] = {"context": context}
-    sample = SAMPLE_ARGS[hook]
-    if sample is not None:
-        arg, default = sample
+    sample_arg = SAMPLE_ARGS[hook]
+    if sample_arg is not None:
+        arg, default = sample_arg
         args[arg] = request.get(arg, default)
     from app.plugins.sandbox import PluginFailure
 

@@ -203,8 +203,7 @@ def uploader(principal: Principal) -> str:
 
 async def list_plugins(call: Call) -> Response:
     found = await plugins.list_plugins(call.services, call.tenant_id)
-    enabled = await plugins.enabled_names(call.services, call.tenant_id)
-    return json_response({"plugins": [plugin_json(p, enabled=p.name in enabled) for p in found]})
+    return json_response({"plugins": [plugin_json(p, enabled=on) for p, on in found]})
 
 
 async def put_plugin(call: Call) -> Response:
@@ -217,8 +216,9 @@ async def put_plugin(call: Call) -> Response:
 
 async def get_plugin(call: Call) -> Response:
     version = plugins.parse_version(call.params.get("version"))
-    found = await plugins.get_plugin(call.services, call.tenant_id, call.params["name"], version)
-    enabled = found.name in await plugins.enabled_names(call.services, call.tenant_id)
+    found, enabled = await plugins.read_plugin(
+        call.services, call.tenant_id, call.params["name"], version
+    )
     return json_response(plugin_json(found, source=True, enabled=enabled))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
@@ -134,12 +134,19 @@ class PluginHost:
         cached = self._chains.get(tenant.tenant_id)
         if cached is not None and cached[0] == version and cached[1] is enabled:
             return cached[2]
-        uploads: dict[str, PluginVersion] = {}
-        if any(entry["name"] not in self.operator_plugins for entry in enabled):
-            uploads = {p.name: p for p in await self.store.list_plugins(tenant.tenant_id)}
+        uploads = await self._uploads(tenant.tenant_id, enabled)
         chain = Chain.of(tuple(self._bind(entry, uploads) for entry in enabled))
         self._chains[tenant.tenant_id] = (version, enabled, chain)
         return chain
+
+    async def _uploads(
+        self, tenant_id: TenantId, enabled: Sequence[JSON]
+    ) -> Mapping[str, PluginVersion]:
+        """The tenant's uploads by name; the store is asked only when ``enabled`` names a
+        plugin that is not an operator plugin."""
+        if all(entry["name"] in self.operator_plugins for entry in enabled):
+            return {}
+        return {p.name: p for p in await self.store.list_plugins(tenant_id)}
 
     def _bind(self, entry: JSON, uploads: Mapping[str, PluginVersion]) -> Bound:
         name: str = entry["name"]
@@ -198,9 +205,7 @@ class PluginHost:
         enabled = settings.get("plugins", {}).get("enabled")
         if not enabled:
             return settings
-        uploads: set[str] = set()
-        if any(entry["name"] not in self.operator_plugins for entry in enabled):
-            uploads = {p.name for p in await self.store.list_plugins(tenant_id)}
+        uploads = await self._uploads(tenant_id, enabled)
         checked: list[JSON] = []
         for i, entry in enumerate(enabled):
             here = f"plugins.enabled[{i}]"
