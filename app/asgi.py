@@ -27,6 +27,7 @@ def encode_config(config: ServiceConfig) -> str:
             "mongodb_database": config.mongodb_database,
             "forwarded_allow_ips": list(config.forwarded_allow_ips),
             "max_body_bytes": config.max_body_bytes,
+            "fetch_allow_private": config.fetch_allow_private,
             "log_json": config.log_json,
             "log_level": config.log_level,
         }
@@ -43,6 +44,7 @@ def decode_config(text: str) -> ServiceConfig:
         mongodb_database=raw["mongodb_database"],
         forwarded_allow_ips=tuple(raw["forwarded_allow_ips"]),
         max_body_bytes=raw["max_body_bytes"],
+        fetch_allow_private=raw["fetch_allow_private"],
         log_json=raw["log_json"],
         log_level=raw["log_level"],
     )

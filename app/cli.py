@@ -29,6 +29,12 @@ def parser() -> argparse.ArgumentParser:
         default="127.0.0.1",
         help="proxies whose X-Forwarded-* headers count, comma-separated, or * [127.0.0.1]",
     )
+    serve.add_argument(
+        "--fetch-allow-private",
+        action="store_true",
+        help="let key-set URLs reach loopback and private addresses (or set "
+        "REVOCATION_FETCH_ALLOW_PRIVATE=1) [refused]",
+    )
     serve.add_argument("--max-body-bytes", type=int, default=16 * 1024, help="[16384]")
     serve.add_argument(
         "--log-json",
@@ -62,6 +68,7 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         forwarded_allow_ips=tuple(ip.strip() for ip in args.forwarded_allow_ips.split(",")),
         max_body_bytes=args.max_body_bytes,
+        fetch_allow_private=args.fetch_allow_private or None,
         log_json=args.log_json,
         log_level=args.log_level,
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 
 ADMIN_KEY_ENV = "REVOCATION_ADMIN_KEY"
 ADMIN_KEY_FILE = "admin-key"
+FETCH_ALLOW_PRIVATE_ENV = "REVOCATION_FETCH_ALLOW_PRIVATE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +24,8 @@ class ServiceConfig:
     workers: int = 1
     forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1",)
     max_body_bytes: int = 16 * 1024
+    fetch_allow_private: bool = False
+    """Whether URLs that tenants give (key sets) may reach loopback and private addresses."""
     credential_retention_s: int = 86_400
     """Kept this long after ``exp`` before expired records are purged."""
     log_json: bool | None = None
@@ -32,8 +35,11 @@ class ServiceConfig:
 
     @classmethod
     def from_env(cls, **overrides: object) -> ServiceConfig:
-        """Options as given; ``MONGODB_URI`` when no URI is."""
+        """Options as given; ``MONGODB_URI`` when no URI is, and
+        ``REVOCATION_FETCH_ALLOW_PRIVATE=1`` when the flag is not given."""
         values = dict(overrides)
+        if values.get("fetch_allow_private") is None:
+            values["fetch_allow_private"] = os.environ.get(FETCH_ALLOW_PRIVATE_ENV) == "1"
         if not values.get("mongodb_uri") and (uri := os.environ.get("MONGODB_URI")):
             values["mongodb_uri"] = uri
         return cls(**values)  # type: ignore[arg-type]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from app.clock import Clock, system_clock
 from app.config import ServiceConfig
-from app.directory import Directory
+from app.directory import Directory, TenantView
+from app.key_sets import KeySets
 from app.keys import KeyRing
+from app.outbound import Fetcher, HostRules
 from app.plugins.host import PluginHost
 from app.store.base import Store
 
@@ -21,8 +23,14 @@ class Services:
     operator_key: str
     plugins: PluginHost
     clock: Clock = system_clock
+    key_sets: KeySets = field(default_factory=lambda: KeySets(Fetcher()))
+
+    def host_rules(self, tenant: TenantView) -> HostRules:
+        """Where URLs that this tenant gives (key sets) may be fetched from."""
+        return HostRules(tenant.settings.key_fetch_hosts, self.config.fetch_allow_private)
 
     async def close(self) -> None:
-        """Stop what the services started (the plugin sandbox); the store is closed by
-        whoever opened it."""
+        """Stop what the services started (the plugin sandbox, outbound connections); the
+        store is closed by whoever opened it."""
         await self.plugins.close()
+        await self.key_sets.fetcher.close()

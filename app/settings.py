@@ -22,7 +22,15 @@ AUTH_METHODS = (
     "private_key_jwt",
     "none",
 )
-ASSERTION_ALGS = ("RS256", "PS256", "ES256", "EdDSA", "HS256")
+SIGNING_ALGS = (
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+    "ES256", "ES384", "ES512", "EdDSA", "HS256", "HS384", "HS512",
+)  # fmt: skip
+"""What ``auth.assertion_algs`` may allow; ``none`` never."""
+DEFAULT_ASSERTION_ALGS = ("RS256", "PS256", "ES256", "EdDSA", "HS256")
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+HOST_PATTERN_RE = re.compile(rf"^(?:\*|(?:\*\.)?{_LABEL}(?:\.{_LABEL})*)$")
+TYP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9+./-]{0,63}$")
 CASCADE_POLICIES = ("token", "grant", "subject", "spid", "cie")
 FAILURE_MODES = ("fail_closed", "fail_open")
 TENANT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -103,6 +111,21 @@ def _jwks(path: str, value: Any) -> JSON:
     return value
 
 
+def _host_patterns(path: str, value: Any) -> list[str]:
+    if not isinstance(value, list):
+        raise FieldError(path, "must be a list of host names")
+    for i, v in enumerate(value):
+        if not isinstance(v, str) or not HOST_PATTERN_RE.match(v) or len(v) > 253:
+            raise FieldError(f"{path}[{i}]", "must be *, a host name or *.a-domain, in lower case")
+    return list(dict.fromkeys(value))
+
+
+def _typ(path: str, value: Any) -> str:
+    if not isinstance(value, str) or not TYP_RE.match(value):
+        raise FieldError(path, "must be a JOSE typ value such as device-secret+jwt")
+    return value
+
+
 def _name(path: str, value: Any) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.:-]{0,127}", value):
         raise FieldError(path, "must be a name (letters, digits, _ . : -)")
@@ -145,7 +168,7 @@ FIELDS: dict[str, Field] = {
     "revocation.allow_revoke_other_clients": Field(_bool, False),
     "introspection.enabled": Field(_bool, True),
     "auth.methods": Field(_subset(AUTH_METHODS), list(AUTH_METHODS)),
-    "auth.assertion_algs": Field(_subset(ASSERTION_ALGS), list(ASSERTION_ALGS)),
+    "auth.assertion_algs": Field(_subset(SIGNING_ALGS), list(DEFAULT_ASSERTION_ALGS)),
     "auth.max_assertion_lifetime_s": Field(_int(1, 86_400), 300),
     "auth.clock_skew_s": Field(_int(0, 3_600), 60),
     "cors.allowed_origins": Field(_origins, []),
@@ -153,6 +176,9 @@ FIELDS: dict[str, Field] = {
     "jwt_access_tokens.jwks": Field(_jwks, None),
     "jwt_access_tokens.jwks_uri": Field(_url, None),
     "jwt_access_tokens.grant_claim": Field(_name, "grant_id"),
+    "jwt_access_tokens.session_claim": Field(_name, "sid"),
+    "jwt_access_tokens.device_secret_typ": Field(_typ, None),
+    "key_fetch.allowed_hosts": Field(_host_patterns, ["*"]),
     "plugins.enabled": Field(_plugins, []),
     "plugins.failure_mode.pre": Field(_choice(FAILURE_MODES), "fail_closed"),
     "plugins.failure_mode.post": Field(_choice(FAILURE_MODES), "fail_open"),
@@ -246,6 +272,9 @@ class TenantSettings:
     jwt_jwks: JSON | None
     jwt_jwks_uri: str | None
     jwt_grant_claim: str
+    jwt_session_claim: str
+    jwt_device_secret_typ: str | None
+    key_fetch_hosts: tuple[str, ...]
     plugins: tuple[JSON, ...]
     failure_mode_pre: str
     failure_mode_post: str
@@ -276,6 +305,9 @@ class TenantSettings:
             jwt_jwks=get("jwt_access_tokens.jwks"),
             jwt_jwks_uri=get("jwt_access_tokens.jwks_uri"),
             jwt_grant_claim=get("jwt_access_tokens.grant_claim"),
+            jwt_session_claim=get("jwt_access_tokens.session_claim"),
+            jwt_device_secret_typ=get("jwt_access_tokens.device_secret_typ"),
+            key_fetch_hosts=tuple(get("key_fetch.allowed_hosts")),
             plugins=tuple(get("plugins.enabled")),
             failure_mode_pre=get("plugins.failure_mode.pre"),
             failure_mode_post=get("plugins.failure_mode.post"),

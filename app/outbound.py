@@ -1,0 +1,165 @@
+"""Outbound HTTP requests to URLs that tenants give (key sets), held to host rules.
+
+A tenant's admin chooses these URLs, so a fetch must not become a way into the
+operator's network (server-side request forgery):
+
+- the host must match the tenant's ``key_fetch.allowed_hosts`` (``*`` any host,
+  ``auth.example`` that host, ``*.example`` its subdomains);
+- every address the name resolves to must be public: loopback, private, link-local,
+  shared, multicast and reserved ranges are refused unless the operator passed
+  ``--fetch-allow-private``;
+- the connection goes to the very address that was checked, with the name sent as
+  ``Host`` and as TLS SNI (the certificate is still verified against the name), so a
+  DNS answer that changes between the check and the connection cannot redirect it;
+- redirects are not followed, the time is bounded and so is the body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import socket
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import SplitResult, urlsplit
+
+import httpx
+
+DEFAULT_TIMEOUT_S = 2.0
+DEFAULT_MAX_BYTES = 64 * 1024
+
+
+class FetchRefused(Exception):
+    """The URL may not be fetched, or did not answer usably; ``str()`` says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class HostRules:
+    patterns: tuple[str, ...]
+    """``key_fetch.allowed_hosts`` of the tenant."""
+    allow_private: bool = False
+    """The operator's ``--fetch-allow-private``."""
+
+    def host_allowed(self, host: str) -> bool:
+        host = host.lower().rstrip(".")
+        for pattern in self.patterns:
+            if pattern == "*" or pattern == host:
+                return True
+            if pattern.startswith("*.") and host.endswith(pattern[1:]):
+                return True
+        return False
+
+    def address_allowed(self, address: str) -> bool:
+        if self.allow_private:
+            return True
+        ip = ipaddress.ip_address(address)
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return ip.is_global and not ip.is_multicast
+
+
+async def resolve(host: str, port: int, rules: HostRules) -> str:
+    """One address of ``host`` that the rules allow, or ``FetchRefused``.
+
+    Every address the name has must be allowed, not just one: a name with a public and a
+    private address would otherwise reach the private one on some connections.
+    """
+    try:
+        literal = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        literal = None
+    if literal is not None:
+        addresses = [str(literal)]
+    else:
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise FetchRefused(f"cannot resolve {host}: {exc.strerror or exc}") from None
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    if not addresses:
+        raise FetchRefused(f"{host} has no address")
+    for address in addresses:
+        if not rules.address_allowed(address):
+            raise FetchRefused(f"{host} resolves to a non-public address ({address})")
+    return addresses[0]
+
+
+class Fetcher:
+    """GETs JSON documents under host rules; one connection pool per process."""
+
+    def __init__(
+        self,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.timeout_s = timeout_s
+        self.max_bytes = max_bytes
+        self._client = httpx.AsyncClient(
+            timeout=timeout_s,
+            follow_redirects=False,
+            trust_env=False,
+            transport=transport,
+            headers={"Accept": "application/json, application/jwk-set+json"},
+        )
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def get_json(self, url: str, rules: HostRules) -> Any:
+        """The JSON document at ``url``; ``FetchRefused`` for a refused host, an error
+        status, a redirect, a body over the limit, a time-out or invalid JSON."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise FetchRefused("not an http(s) URL")
+        host = parts.hostname
+        if not rules.host_allowed(host):
+            raise FetchRefused(f"{host} is not in key_fetch.allowed_hosts")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                address = await resolve(host, port, rules)
+                body = await self._get(parts, host, address, port)
+        except TimeoutError:
+            raise FetchRefused(f"no answer from {host} within {self.timeout_s} s") from None
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise FetchRefused("the answer is not JSON") from None
+
+    async def _get(self, parts: SplitResult, host: str, address: str, port: int) -> bytes:
+        scheme = parts.scheme
+        literal = f"[{address}]" if ":" in address else address
+        target = f"{scheme}://{literal}:{port}{parts.path or '/'}"
+        if parts.query:
+            target += f"?{parts.query}"
+        default_port = port == (443 if scheme == "https" else 80)
+        headers = {"Host": host if default_port else f"{host}:{port}"}
+        request = self._client.build_request(
+            "GET", target, headers=headers, extensions={"sni_hostname": host}
+        )
+        try:
+            response = await self._client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise FetchRefused(f"fetching {host} failed: {type(exc).__name__}") from None
+        try:
+            if response.status_code != 200:
+                raise FetchRefused(f"{host} answered {response.status_code}")
+            declared = response.headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+                raise FetchRefused(f"the answer is over {self.max_bytes} bytes")
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise FetchRefused(f"the answer is over {self.max_bytes} bytes")
+                chunks.append(chunk)
+            return b"".join(chunks)
+        except httpx.HTTPError as exc:
+            raise FetchRefused(f"reading from {host} failed: {type(exc).__name__}") from None
+        finally:
+            await response.aclose()
