@@ -4,9 +4,11 @@ One cache per process. A fetched set is kept ``ttl_s``; a ``kid`` that the cache
 lacks fetches it again (key rotation), at most once per ``min_refresh_s`` per URL so a
 stream of made-up ``kid`` values cannot become a stream of fetches. When a refresh
 fails, the last good set keeps serving for up to ``stale_s``. Concurrent misses on one
-URL share one fetch. Inline sets are parsed once. Only signature keys are returned
-(``use`` absent or ``sig``; ``key_ops``, when given, allowing ``verify``); keys of a
-type PyJWT cannot use are skipped.
+URL share one fetch; a failed fetch is not tried again within ``min_refresh_s`` either.
+Inline sets are parsed once. Only public signature keys are returned (``use`` absent or
+``sig``; ``key_ops``, when given, allowing ``verify``): a key set is readable by whoever
+can read its URL or the client, so a symmetric (``oct``) key or one with its private
+half in the set could sign for anyone, and is skipped, as are keys PyJWT cannot use.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ DEFAULT_MIN_REFRESH_S = 10
 DEFAULT_STALE_S = 3_600
 MAX_KEYS = 100
 MAX_ENTRIES = 4_096
+PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+"""JWK members that carry secret material (RFC 7518 section 6)."""
 
 
 class KeySetUnavailable(Exception):
@@ -66,15 +70,17 @@ def parse(document: Any) -> tuple[jwt.PyJWK, ...]:
             continue
         try:
             keys.append(jwt.PyJWK(dict(item)))
-        except (jwt.PyJWTError, ValueError, TypeError, KeyError):
-            continue
+        except (jwt.PyJWTError, ValueError, TypeError, KeyError, NotImplementedError):
+            continue  # NotImplementedError: "alg": "none"
     if not keys:
         raise KeySetUnavailable("the JWK set holds no usable signature key")
     return tuple(keys)
 
 
 def _for_signatures(item: Mapping[str, Any]) -> bool:
-    if item.get("use", "sig") != "sig":
+    if item.get("use", "sig") != "sig" or item.get("alg") == "none":
+        return False
+    if item.get("kty") == "oct" or not PRIVATE_MEMBERS.isdisjoint(item):
         return False
     ops = item.get("key_ops")
     return ops is None or (isinstance(ops, list) and "verify" in ops)
@@ -133,7 +139,10 @@ class KeySets:
         return keys
 
     async def _from_uri(self, uri: str, rules: HostRules, kid: str | None) -> list[jwt.PyJWK]:
-        host = urlsplit(uri).hostname or ""
+        try:
+            host = urlsplit(uri).hostname or ""
+        except ValueError:
+            raise KeySetUnavailable("jwks_uri is not a valid URL") from None
         if not rules.host_allowed(host):
             raise KeySetUnavailable(f"{host} is not in key_fetch.allowed_hosts")
         entry = self._fetched.get(uri)
@@ -147,21 +156,22 @@ class KeySets:
         now = self.monotonic()
         if entry.keys and now - entry.fetched_at < self.ttl_s:
             found = with_kid(entry.keys, kid)
-            if found or now - entry.tried_at < self.min_refresh_s:
+            if found:
                 return found
-        generation = entry.generation
-        async with entry.lock:
-            if entry.generation == generation:
-                # Nobody fetched it while this request waited for the lock.
-                await self._fetch(uri, rules, entry)
-        if not entry.keys:
+        if entry.lock.locked() or now - entry.tried_at >= self.min_refresh_s:
+            # A fetch under way is joined: the generation changes when it ends.
+            generation = entry.generation
+            async with entry.lock:
+                if entry.generation == generation:
+                    await self._fetch(uri, rules, entry)
+            now = self.monotonic()
+        if not entry.keys or now - entry.fetched_at >= max(self.ttl_s, self.stale_s):
             raise KeySetUnavailable(entry.failure or f"no key set from {uri}")
         return with_kid(entry.keys, kid)
 
     async def _fetch(self, uri: str, rules: HostRules, entry: _Fetched) -> None:
         now = self.monotonic()
         entry.tried_at = now
-        entry.generation += 1
         self.fetches += 1
         try:
             entry.keys = parse(await self.fetcher.get_json(uri, rules))
@@ -169,5 +179,5 @@ class KeySets:
             entry.failure = None
         except (FetchRefused, KeySetUnavailable) as exc:
             entry.failure = str(exc)
-            if not (entry.keys and now - entry.fetched_at < self.stale_s):
-                entry.keys = ()
+        finally:
+            entry.generation += 1

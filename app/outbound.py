@@ -11,7 +11,8 @@ operator's network (server-side request forgery):
 - the connection goes to the very address that was checked, with the name sent as
   ``Host`` and as TLS SNI (the certificate is still verified against the name), so a
   DNS answer that changes between the check and the connection cannot redirect it;
-- redirects are not followed, the time is bounded and so is the body.
+- redirects are not followed, the time is bounded and so is the body (read as sent:
+  only ``identity`` is asked for, so a small compressed answer cannot expand past it).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import asyncio
 import ipaddress
 import json
 import socket
+import ssl
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
@@ -28,6 +30,8 @@ import httpx
 
 DEFAULT_TIMEOUT_S = 2.0
 DEFAULT_MAX_BYTES = 64 * 1024
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
 
 
 class FetchRefused(Exception):
@@ -53,10 +57,22 @@ class HostRules:
     def address_allowed(self, address: str) -> bool:
         if self.allow_private:
             return True
-        ip = ipaddress.ip_address(address)
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
+        ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address)
+        if isinstance(ip, ipaddress.IPv6Address):
+            ip = _embedded_ipv4(ip) or ip
         return ip.is_global and not ip.is_multicast
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address that an IPv6 form leads to (mapped, compatible, NAT64, 6to4):
+    Python's ``is_global`` judges ``64:ff9b::7f00:1`` by its IPv6 range alone."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip in _NAT64 or ip in _IPV4_COMPATIBLE:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF)
+    return None
 
 
 async def resolve(host: str, port: int, rules: HostRules) -> str:
@@ -87,23 +103,33 @@ async def resolve(host: str, port: int, rules: HostRules) -> str:
 
 
 class Fetcher:
-    """GETs JSON documents under host rules; one connection pool per process."""
+    """GETs JSON documents under host rules; one client per process, no kept-alive
+    connections: the pool knows a connection by its address only, and a TLS connection
+    checked for one name must not carry the request for another name at that address."""
 
     def __init__(
         self,
         *,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        verify: ssl.SSLContext | bool = True,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.timeout_s = timeout_s
         self.max_bytes = max_bytes
+        if transport is None:
+            transport = httpx.AsyncHTTPTransport(
+                verify=verify, trust_env=False, limits=httpx.Limits(max_keepalive_connections=0)
+            )
         self._client = httpx.AsyncClient(
             timeout=timeout_s,
             follow_redirects=False,
             trust_env=False,
             transport=transport,
-            headers={"Accept": "application/json, application/jwk-set+json"},
+            headers={
+                "Accept": "application/json, application/jwk-set+json",
+                "Accept-Encoding": "identity",
+            },
         )
 
     async def close(self) -> None:
@@ -112,13 +138,17 @@ class Fetcher:
     async def get_json(self, url: str, rules: HostRules) -> Any:
         """The JSON document at ``url``; ``FetchRefused`` for a refused host, an error
         status, a redirect, a body over the limit, a time-out or invalid JSON."""
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            explicit_port = parts.port
+        except ValueError:
+            raise FetchRefused("not a valid URL") from None
         if parts.scheme not in ("https", "http") or not parts.hostname:
             raise FetchRefused("not an http(s) URL")
         host = parts.hostname
         if not rules.host_allowed(host):
             raise FetchRefused(f"{host} is not in key_fetch.allowed_hosts")
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        port = explicit_port or (443 if parts.scheme == "https" else 80)
         try:
             async with asyncio.timeout(self.timeout_s):
                 address = await resolve(host, port, rules)
@@ -127,7 +157,7 @@ class Fetcher:
             raise FetchRefused(f"no answer from {host} within {self.timeout_s} s") from None
         try:
             return json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep
             raise FetchRefused("the answer is not JSON") from None
 
     async def _get(self, parts: SplitResult, host: str, address: str, port: int) -> bytes:
@@ -137,7 +167,8 @@ class Fetcher:
         if parts.query:
             target += f"?{parts.query}"
         default_port = port == (443 if scheme == "https" else 80)
-        headers = {"Host": host if default_port else f"{host}:{port}"}
+        name = f"[{host}]" if ":" in host else host
+        headers = {"Host": name if default_port else f"{name}:{port}"}
         request = self._client.build_request(
             "GET", target, headers=headers, extensions={"sni_hostname": host}
         )
@@ -151,9 +182,12 @@ class Fetcher:
             declared = response.headers.get("content-length")
             if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
                 raise FetchRefused(f"the answer is over {self.max_bytes} bytes")
+            encoding = response.headers.get("content-encoding", "identity").strip().lower()
+            if encoding not in ("", "identity"):
+                raise FetchRefused(f"{host} answered in {encoding}; only identity was accepted")
             chunks: list[bytes] = []
             size = 0
-            async for chunk in response.aiter_bytes():
+            async for chunk in response.aiter_raw():
                 size += len(chunk)
                 if size > self.max_bytes:
                     raise FetchRefused(f"the answer is over {self.max_bytes} bytes")
