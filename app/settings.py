@@ -11,17 +11,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from app.auth_methods import AuthMethod
 from app.errors import FieldError
 from app.issuers import normalize_issuer
 from app.types import JSON
 
-AUTH_METHODS = (
-    "client_secret_basic",
-    "client_secret_post",
-    "client_secret_jwt",
-    "private_key_jwt",
-    "none",
-)
 SIGNING_ALGS = (
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
     "ES256", "ES384", "ES512", "EdDSA", "HS256", "HS384", "HS512",
@@ -167,7 +161,7 @@ FIELDS: dict[str, Field] = {
     "revocation.allow_revoke_all": Field(_bool, False),
     "revocation.allow_revoke_other_clients": Field(_bool, False),
     "introspection.enabled": Field(_bool, True),
-    "auth.methods": Field(_subset(AUTH_METHODS), list(AUTH_METHODS)),
+    "auth.methods": Field(_subset(tuple(AuthMethod)), [m.value for m in AuthMethod]),
     "auth.assertion_algs": Field(_subset(SIGNING_ALGS), list(DEFAULT_ASSERTION_ALGS)),
     "auth.max_assertion_lifetime_s": Field(_int(1, 86_400), 300),
     "auth.clock_skew_s": Field(_int(0, 3_600), 60),

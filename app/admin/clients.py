@@ -10,6 +10,10 @@ the hash and an AES-GCM sealed copy (HMAC assertions need the secret in clear). 
 secret-based client registered without ``client_secret`` gets a generated one, returned
 once. Replacing a client without ``client_secret`` keeps its current secret when it suits
 the (new) method; a switch to ``client_secret_jwt`` from a hash-only secret generates one.
+
+Keys (``private_key_jwt`` only): ``jwks`` must be a set of public signature keys that
+``app.key_sets`` can use; ``jwks_uri`` an absolute http(s) URL, fetched only when an
+assertion is verified, under the tenant's host rules.
 """
 
 from __future__ import annotations
@@ -30,11 +34,12 @@ from app.admin.fields import (
     string,
 )
 from app.admin.tenants import require_tenant
+from app.auth_methods import KEY_METHODS, SEALED_SECRET_METHODS, SECRET_METHODS, AuthMethod
 from app.errors import FieldError, NotFound
+from app.key_sets import PRIVATE_MEMBERS, KeySetUnavailable, parse
 from app.keys import KeyRing
 from app.models import Client, ClientType, Tenant
 from app.services import Services
-from app.settings import AUTH_METHODS
 from app.types import JSON, ClientId, TenantId
 
 FIELDS = (
@@ -48,9 +53,7 @@ FIELDS = (
     "enabled",
 )
 CLIENT_TYPES = tuple(t.value for t in ClientType)
-SECRET_METHODS = ("client_secret_basic", "client_secret_post", "client_secret_jwt")
-SEALED_METHOD = "client_secret_jwt"
-KEY_METHOD = "private_key_jwt"
+METHODS = tuple(AuthMethod)
 MAX_SECRET = 1024
 SCOPE_TOKEN_RE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
 """RFC 6749 section 3.3 scope-token."""
@@ -72,21 +75,23 @@ def check_client_id(client_id: str) -> ClientId:
     return client_id
 
 
-def _type_and_method(body: Mapping[str, Any]) -> tuple[ClientType, str]:
+def _type_and_method(body: Mapping[str, Any]) -> tuple[ClientType, AuthMethod]:
     type_ = body.get("type")
-    method = body.get("token_endpoint_auth_method")
+    given = body.get("token_endpoint_auth_method")
     if type_ is not None and type_ not in CLIENT_TYPES:
         raise FieldError("type", "must be confidential or public")
-    if method is not None and method not in AUTH_METHODS:
-        raise FieldError("token_endpoint_auth_method", f"must be one of: {', '.join(AUTH_METHODS)}")
+    if given is not None and given not in METHODS:
+        raise FieldError("token_endpoint_auth_method", f"must be one of: {', '.join(METHODS)}")
+    method = None if given is None else AuthMethod(given)
     if type_ is None:
-        type_ = ClientType.PUBLIC if method == "none" else ClientType.CONFIDENTIAL
+        type_ = ClientType.PUBLIC if method is AuthMethod.NONE else ClientType.CONFIDENTIAL
     client_type = ClientType(type_)
     if method is None:
-        method = "none" if client_type is ClientType.PUBLIC else "client_secret_basic"
-    if client_type is ClientType.PUBLIC and method != "none":
+        public = client_type is ClientType.PUBLIC
+        method = AuthMethod.NONE if public else AuthMethod.CLIENT_SECRET_BASIC
+    if client_type is ClientType.PUBLIC and method is not AuthMethod.NONE:
         raise FieldError("token_endpoint_auth_method", "a public client uses none")
-    if client_type is ClientType.CONFIDENTIAL and method == "none":
+    if client_type is ClientType.CONFIDENTIAL and method is AuthMethod.NONE:
         raise FieldError("token_endpoint_auth_method", "a confidential client cannot use none")
     return client_type, method
 
@@ -99,10 +104,10 @@ def _scope(body: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(t for t in tokens if t)
 
 
-def _keys(body: Mapping[str, Any], method: str) -> tuple[JSON | None, str | None]:
+def _keys(body: Mapping[str, Any], method: AuthMethod) -> tuple[JSON | None, str | None]:
     jwks = body.get("jwks")
     jwks_uri = string(body, "jwks_uri")
-    if method != KEY_METHOD:
+    if method not in KEY_METHODS:
         if jwks is not None or jwks_uri is not None:
             raise FieldError("jwks" if jwks is not None else "jwks_uri", "only for private_key_jwt")
         return None, None
@@ -110,13 +115,27 @@ def _keys(body: Mapping[str, Any], method: str) -> tuple[JSON | None, str | None
         raise FieldError("jwks_uri", "give jwks or jwks_uri, not both")
     if jwks is None and jwks_uri is None:
         raise FieldError("jwks", "private_key_jwt needs jwks or jwks_uri")
-    if jwks is not None and not (isinstance(jwks, dict) and isinstance(jwks.get("keys"), list)):
-        raise FieldError("jwks", "must be a JWK set: an object with a list 'keys'")
+    if jwks is not None:
+        _check_jwks(jwks)
     if jwks_uri is not None:
         parts = urlsplit(jwks_uri)
         if parts.scheme not in ("https", "http") or not parts.hostname:
             raise FieldError("jwks_uri", "must be an absolute https (or http) URL")
     return jwks, jwks_uri
+
+
+def _check_jwks(jwks: Any) -> None:
+    """A JWK set of public signature keys, at least one of them usable: the set that
+    client assertions are verified with (``app.key_sets``)."""
+    if isinstance(jwks, dict) and isinstance(jwks.get("keys"), list):
+        for i, key in enumerate(jwks["keys"]):
+            # ``parse`` would skip it; the admin is told instead.
+            if isinstance(key, dict) and not PRIVATE_MEMBERS.isdisjoint(key):
+                raise FieldError(f"jwks.keys[{i}]", "holds secret key material: give public keys")
+    try:
+        parse(jwks)
+    except KeySetUnavailable as exc:
+        raise FieldError("jwks", str(exc)) from None
 
 
 def client_from_json(
@@ -144,24 +163,25 @@ def client_from_json(
     salt = tenant.key_salt
     secret_hash = secret_encrypted = None
     generated = None
+    sealed = method in SEALED_SECRET_METHODS
     if method in SECRET_METHODS:
         kept = existing is not None and existing.secret_hash is not None
-        if method == SEALED_METHOD:
+        if sealed:
             kept = kept and existing is not None and existing.secret_encrypted is not None
         if secret is None and kept and existing is not None:
             secret_hash = existing.secret_hash
-            secret_encrypted = existing.secret_encrypted if method == SEALED_METHOD else None
+            secret_encrypted = existing.secret_encrypted if sealed else None
         else:
             if secret is None:
                 secret = generated = secrets.token_urlsafe(32)
             secret_hash = keys.secret_hash(tenant.tenant_id, salt, secret)
-            if method == SEALED_METHOD:
+            if sealed:
                 secret_encrypted = keys.seal_secret(tenant.tenant_id, salt, secret, client_id)
     client = Client(
         tenant_id=tenant.tenant_id,
         client_id=client_id,
         type=client_type,
-        token_endpoint_auth_method=method,
+        token_endpoint_auth_method=method.value,
         scope=_scope(body),
         enabled=boolean(body, "enabled", True),
         secret_hash=secret_hash,

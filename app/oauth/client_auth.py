@@ -1,8 +1,12 @@
 """Client authentication as at a token endpoint (RFC 6749 section 2.3, RFC 7523).
 
-A registry maps each method name to its authenticator. A request must present exactly
-one method; the client must be registered for that method and the tenant must allow it.
-Failures raise ``InvalidClient`` with a precise ``cause`` for the log line only.
+The request's mechanism gives the candidate methods: a Basic header is
+``client_secret_basic``, a ``client_secret`` in the body ``client_secret_post``, a
+``client_assertion`` ``client_secret_jwt`` or ``private_key_jwt``, a bare ``client_id``
+``none``. The client is found, and its registered method decides: it must be one of the
+candidates and allowed by the tenant's ``auth.methods``, and then its authenticator (a
+registry from method to function) runs. Failures raise ``InvalidClient`` with a precise
+``cause`` for the log line only.
 """
 
 from __future__ import annotations
@@ -15,17 +19,16 @@ from urllib.parse import unquote_plus
 
 from starlette.requests import Request
 
+from app.auth_methods import JWT_METHODS, AuthMethod
 from app.directory import TenantView
 from app.errors import InvalidClient, InvalidRequest
 from app.keys import equal
 from app.models import Client, ClientType
+from app.oauth import rfc7523
 from app.services import Services
 
-BASIC = "client_secret_basic"
-POST = "client_secret_post"
-NONE = "none"
 ASSERTION = "client_assertion"
-JWT_METHODS = ("client_secret_jwt", "private_key_jwt")
+"""What ``presented_auth`` tells plugins of a request with a client assertion."""
 MAX_CLIENT_ID = 255
 # Compared against when the client is unknown, so timing does not tell whether it exists.
 _DUMMY_HASH = bytes(32)
@@ -47,21 +50,53 @@ class AuthenticatedClient:
 
 @dataclass(frozen=True, slots=True)
 class Presented:
-    """What the request carries: the method and the credentials for it."""
+    """What the request carries: the credentials, and the methods they can be."""
 
-    method: str
+    candidates: frozenset[AuthMethod]
     client_id: str | None
     secret: str | None = None
+    assertion: str | None = None
+
+    @property
+    def basic(self) -> bool:
+        """Basic was tried: a refusal says so with ``WWW-Authenticate``."""
+        return AuthMethod.CLIENT_SECRET_BASIC in self.candidates
+
+    def describe(self) -> str:
+        return " or ".join(sorted(self.candidates))
 
 
-Authenticator = Callable[[Services, TenantView, Presented], Awaitable[Client]]
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One client's authentication, as its authenticator sees it."""
+
+    services: Services
+    tenant: TenantView
+    client: Client
+    method: AuthMethod
+    presented: Presented
+    secret_hash: bytes | None
+    """The keyed hash of the presented secret, computed before the client was looked up."""
+    endpoint_path: str
+    """The path of the endpoint called, below the issuer (an assertion's ``aud``)."""
+    now: int
+
+    def refuse(self, cause: str) -> InvalidClient:
+        return InvalidClient(cause, client_id=self.client.client_id, basic=self.presented.basic)
+
+
+Authenticator = Callable[[Attempt], Awaitable[None]]
 
 
 def presented(request: Request, form: Mapping[str, str]) -> Presented:
-    """Which one method the request uses; ``InvalidRequest`` for two."""
-    found: list[Presented] = []
+    """What the request presents; ``InvalidRequest`` for two mechanisms at once, or a
+    ``client_id`` that names another client than the credentials."""
     header = request.headers.get("authorization")
     body_client_id = form.get("client_id")
+    with_secret = "client_secret" in form
+    with_assertion = ASSERTION in form or "client_assertion_type" in form
+    if (header is not None) + with_secret + with_assertion > 1:
+        raise InvalidRequest("more than one client authentication method was used")
     if header is not None:
         scheme, _, credentials = header.partition(" ")
         if scheme.lower() != "basic":
@@ -69,18 +104,19 @@ def presented(request: Request, form: Mapping[str, str]) -> Presented:
         client_id, secret = _decode_basic(credentials.strip())
         if body_client_id is not None and body_client_id != client_id:
             raise InvalidRequest("client_id does not match the authenticated client")
-        found.append(Presented(BASIC, client_id, secret))
-    if "client_secret" in form:
-        found.append(Presented(POST, body_client_id, form["client_secret"]))
-    if ASSERTION in form or "client_assertion_type" in form:
-        found.append(Presented(ASSERTION, body_client_id))
-    if len(found) > 1:
-        raise InvalidRequest("more than one client authentication method was used")
-    if found:
-        return found[0]
+        return Presented(frozenset({AuthMethod.CLIENT_SECRET_BASIC}), client_id, secret)
+    if with_secret:
+        methods = frozenset({AuthMethod.CLIENT_SECRET_POST})
+        return Presented(methods, body_client_id, form["client_secret"])
+    if with_assertion:
+        assertion = rfc7523.read_assertion(form)
+        client_id = rfc7523.claimed_client(assertion)
+        if body_client_id is not None and body_client_id != client_id:
+            raise InvalidRequest("client_id does not match the client assertion")
+        return Presented(JWT_METHODS, client_id, assertion=assertion)
     if body_client_id is None:
         raise InvalidClient("no client authentication and no client_id")
-    return Presented(NONE, body_client_id)
+    return Presented(frozenset({AuthMethod.NONE}), body_client_id)
 
 
 def presented_auth(request: Request, form: Mapping[str, str]) -> str | None:
@@ -88,12 +124,12 @@ def presented_auth(request: Request, form: Mapping[str, str]) -> str | None:
     header = request.headers.get("authorization")
     if header is not None:
         scheme = header.partition(" ")[0].lower()
-        return BASIC if scheme == "basic" else scheme or None
+        return AuthMethod.CLIENT_SECRET_BASIC.value if scheme == "basic" else scheme or None
     if "client_secret" in form:
-        return POST
+        return AuthMethod.CLIENT_SECRET_POST.value
     if ASSERTION in form:
         return ASSERTION
-    return NONE if "client_id" in form else None
+    return AuthMethod.NONE.value if "client_id" in form else None
 
 
 async def by_plugin(
@@ -119,60 +155,81 @@ def _decode_basic(credentials: str) -> tuple[str, str]:
 
 
 async def _find_client(services: Services, tenant: TenantView, p: Presented) -> Client:
-    basic = p.method == BASIC
     if not p.client_id or len(p.client_id) > MAX_CLIENT_ID:
-        raise InvalidClient("missing or invalid client_id", basic=basic)
+        raise InvalidClient("missing or invalid client_id", basic=p.basic)
     client = await services.directory.client(tenant.tenant_id, p.client_id)
     if client is None:
         if p.secret is not None:
-            services.keys.secret_hash(tenant.tenant_id, tenant.record.key_salt, p.secret)
             equal(_DUMMY_HASH, _DUMMY_HASH)
-        raise InvalidClient("unknown client", client_id=p.client_id, basic=basic)
+        raise InvalidClient("unknown client", client_id=p.client_id, basic=p.basic)
     if not client.enabled:
-        raise InvalidClient("client is disabled", client_id=p.client_id, basic=basic)
+        raise InvalidClient("client is disabled", client_id=p.client_id, basic=p.basic)
     return client
 
 
-async def _secret(services: Services, tenant: TenantView, p: Presented) -> Client:
-    client = await _find_client(services, tenant, p)
-    basic = p.method == BASIC
-    if not p.secret:
-        raise InvalidClient("empty client secret", client_id=client.client_id, basic=basic)
-    given = services.keys.secret_hash(tenant.tenant_id, tenant.record.key_salt, p.secret)
-    if not equal(given, client.secret_hash or _DUMMY_HASH) or client.secret_hash is None:
-        raise InvalidClient("invalid client secret", client_id=client.client_id, basic=basic)
-    return client
+async def _secret(a: Attempt) -> None:
+    if not a.presented.secret or a.secret_hash is None:
+        raise a.refuse("empty client secret")
+    stored = a.client.secret_hash
+    if not equal(a.secret_hash, stored or _DUMMY_HASH) or stored is None:
+        raise a.refuse("invalid client secret")
 
 
-async def _none(services: Services, tenant: TenantView, p: Presented) -> Client:
-    return await _find_client(services, tenant, p)
+async def _none(a: Attempt) -> None:
+    """A public client: naming it is all there is."""
 
 
-async def _assertion(services: Services, tenant: TenantView, p: Presented) -> Client:
-    raise InvalidClient("client assertions (RFC 7523) are not supported yet", client_id=p.client_id)
+async def _assertion(a: Attempt) -> None:
+    assert a.presented.assertion is not None, "the candidates say an assertion was presented"
+    await rfc7523.verify(
+        a.services,
+        a.tenant,
+        a.client,
+        a.method,
+        a.presented.assertion,
+        rfc7523.audiences(a.tenant, a.endpoint_path),
+        a.now,
+    )
 
 
-AUTHENTICATORS: dict[str, Authenticator] = {BASIC: _secret, POST: _secret, NONE: _none}
-"""Method name → authenticator. The JWT methods join when RFC 7523 support lands."""
-
-SUPPORTED_METHODS: tuple[str, ...] = (BASIC, POST, NONE)
+AUTHENTICATORS: dict[AuthMethod, Authenticator] = {
+    AuthMethod.CLIENT_SECRET_BASIC: _secret,
+    AuthMethod.CLIENT_SECRET_POST: _secret,
+    AuthMethod.CLIENT_SECRET_JWT: _assertion,
+    AuthMethod.PRIVATE_KEY_JWT: _assertion,
+    AuthMethod.NONE: _none,
+}
+"""Registered method → authenticator."""
 
 
 async def authenticate(
-    services: Services, tenant: TenantView, request: Request, form: Mapping[str, str]
+    services: Services,
+    tenant: TenantView,
+    request: Request,
+    form: Mapping[str, str],
+    *,
+    endpoint_path: str,
+    now: int,
 ) -> AuthenticatedClient:
     p = presented(request, form)
-    authenticator = AUTHENTICATORS.get(p.method, _assertion)
-    client = await authenticator(services, tenant, p)
-    basic = p.method == BASIC
-    if p.method not in tenant.settings.auth_methods:
+    # Hashed before the lookup, whatever follows: an unknown client, a client registered
+    # for another method and a wrong secret then cost the same.
+    secret_hash = None
+    if p.secret is not None:
+        secret_hash = services.keys.secret_hash(tenant.tenant_id, tenant.record.key_salt, p.secret)
+    client = await _find_client(services, tenant, p)
+    registered = client.token_endpoint_auth_method
+    if registered not in p.candidates:
         raise InvalidClient(
-            f"{p.method} is switched off for this tenant", client_id=client.client_id, basic=basic
-        )
-    if client.token_endpoint_auth_method != p.method:
-        raise InvalidClient(
-            f"client is registered for {client.token_endpoint_auth_method}, not {p.method}",
+            f"client is registered for {registered}, not {p.describe()}",
             client_id=client.client_id,
-            basic=basic,
+            basic=p.basic,
         )
-    return AuthenticatedClient(client, p.method)
+    method = AuthMethod(registered)
+    if method not in tenant.settings.auth_methods:
+        raise InvalidClient(
+            f"{method} is switched off for this tenant", client_id=client.client_id, basic=p.basic
+        )
+    attempt = Attempt(services, tenant, client, method, p, secret_hash, endpoint_path, now)
+    await AUTHENTICATORS[method](attempt)
+    return AuthenticatedClient(client, method.value)

@@ -13,18 +13,18 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from app.auth_methods import AuthMethod, method_for_alg
 from app.directory import TenantView
 from app.middleware.request_context import log_fields
 from app.middleware.tenancy import TENANT_KEY
-from app.oauth.client_auth import SUPPORTED_METHODS
-
-SIGNING_METHODS = ("client_secret_jwt", "private_key_jwt")
 
 
 def metadata(tenant: TenantView) -> dict[str, Any]:
     s = tenant.settings
-    methods = [m for m in SUPPORTED_METHODS if m in s.auth_methods]
-    algs = list(s.assertion_algs) if any(m in methods for m in SIGNING_METHODS) else []
+    methods = [m.value for m in AuthMethod if m in s.auth_methods]
+    # An algorithm is listed only where the method it belongs to is allowed: HS* with
+    # client_secret_jwt, the asymmetric ones with private_key_jwt.
+    algs = [alg for alg in s.assertion_algs if method_for_alg(alg) in s.auth_methods]
     out: dict[str, Any] = {"issuer": s.issuer}
     if s.revocation_enabled:
         out["revocation_endpoint"] = f"{tenant.issuer}/token/revoke"
@@ -32,7 +32,8 @@ def metadata(tenant: TenantView) -> dict[str, Any]:
         out["revocation_endpoint_auth_signing_alg_values_supported"] = algs
     if s.introspection_enabled:
         out["introspection_endpoint"] = f"{tenant.issuer}/token/introspect"
-        out["introspection_endpoint_auth_methods_supported"] = [m for m in methods if m != "none"]
+        confidential = [m for m in methods if m != AuthMethod.NONE]
+        out["introspection_endpoint_auth_methods_supported"] = confidential
         out["introspection_endpoint_auth_signing_alg_values_supported"] = algs
     return out
 

@@ -13,7 +13,16 @@ async def parse_form(x: Exchange) -> None:
 
 
 async def authenticate_client(x: Exchange) -> None:
-    x.client = await client_auth.authenticate(x.services, x.tenant, x.request, x.form)
+    x.client = await client_auth.authenticate(
+        x.services,
+        x.tenant,
+        x.request,
+        x.form,
+        # The path below the issuer that the router matched (the tenancy middleware
+        # strips the issuer's own path): a client assertion's ``aud`` may be its URL.
+        endpoint_path=x.request.scope["path"],
+        now=x.now,
+    )
     x.log(client_id=x.client.client_id, auth_method=x.client.method)
 
 

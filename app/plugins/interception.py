@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import structlog
 
+from app.auth_methods import AuthMethod
 from app.directory import TenantView
 from app.errors import InvalidClient, PluginRejected, PluginUnavailable, ServiceError
 from app.models import (
@@ -31,7 +32,6 @@ from app.models import (
     TokenType,
 )
 from app.oauth.cascade import client_subject_key, plan_for
-from app.oauth.client_auth import BASIC
 from app.plugins.context import HookContext, OutcomeView, PlanView, ResponseView
 from app.plugins.decisions import (
     Authenticate,
@@ -234,7 +234,7 @@ def rejection(bound: Bound, decision: Reject, ctx: HookContext) -> ServiceError:
     if decision.status == 401 and decision.error == InvalidClient.error:
         cause = f"rejected by plugin {bound.label}: {decision.description or ''}".rstrip(": ")
         client_id = ctx.params.get("client_id")
-        basic = ctx.presented_auth == BASIC
+        basic = ctx.presented_auth == AuthMethod.CLIENT_SECRET_BASIC
         return InvalidClient(cause, client_id=client_id, basic=basic)
     return PluginRejected(decision.status, decision.error, decision.description)
 

@@ -169,13 +169,27 @@ class Store(Protocol):
 
     async def is_denied(self, tenant_id: TenantId, key: str) -> bool: ...
 
+    # --- client assertions (RFC 7523) -------------------------------------------------
+    async def use_assertion_id(
+        self, tenant_id: TenantId, client_id: ClientId, jti: str, exp: int, now: int
+    ) -> bool:
+        """Record that a client assertion with this ``jti`` was used; True the first time.
+
+        False when (tenant, client, ``jti``) is recorded with an ``exp`` at or after
+        ``now``: the assertion is being replayed. A record whose ``exp`` is before ``now``
+        is taken over (its assertion can no longer be accepted anyway). One atomic write
+        on a unique key, so that of two instances presented the same assertion at once
+        exactly one gets True. Records are dropped by ``purge_expired`` and with their
+        tenant; the tenant's existence is not checked (a record is useless after ``exp``).
+        """
+
     # --- events ----------------------------------------------------------------------------
     async def list_events(self, tenant_id: TenantId, after: int, limit: int) -> list[Event]:
         """Events with ``id > after``, in id order. Ids grow in commit order per tenant."""
 
     # --- housekeeping ------------------------------------------------------------------
     async def purge_expired(self, before: int) -> int:
-        """Drop credentials and deny entries whose ``exp`` is before ``before``.
+        """Drop credentials, deny entries and assertion ids whose ``exp`` is before ``before``.
 
         Called with a retention margin: nothing is dropped while it could be presented.
         """

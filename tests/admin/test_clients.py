@@ -5,13 +5,21 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import httpx
+import jwt
 import pytest
 
 from app.services import Services
 from tests.admin.conftest import put_client, tenant_url
+from tests.support.issuer_keys import ec_key
 
 RP = "https://rp.example.it/app?x=1"
-JWKS = {"keys": [{"kty": "EC", "crv": "P-256", "x": "x", "y": "y"}]}
+RP_KEY = ec_key("rp-2026")
+JWKS = RP_KEY.jwks()
+PRIVATE_JWK = {
+    **RP_KEY.jwk(),
+    "kid": "leaked",
+    "d": jwt.algorithms.ECAlgorithm.to_jwk(RP_KEY.private, as_dict=True)["d"],
+}
 
 
 def client_url(tenant_id: str, client_id: str) -> str:
@@ -150,6 +158,34 @@ async def test_private_key_jwt_client(
         ({"client_secret": 5}, "client_secret"),
         ({"token_endpoint_auth_method": "private_key_jwt"}, "jwks"),
         ({"token_endpoint_auth_method": "private_key_jwt", "jwks": {"k": 1}}, "jwks"),
+        (  # not a point on the curve
+            {
+                "token_endpoint_auth_method": "private_key_jwt",
+                "jwks": {"keys": [{"kty": "EC", "crv": "P-256", "x": "x", "y": "y"}]},
+            },
+            "jwks",
+        ),
+        (  # a symmetric key is no public key
+            {
+                "token_endpoint_auth_method": "private_key_jwt",
+                "jwks": {"keys": [{"kty": "oct", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQ"}]},
+            },
+            "jwks.keys[0]",
+        ),
+        (  # only encryption keys
+            {
+                "token_endpoint_auth_method": "private_key_jwt",
+                "jwks": {"keys": [RP_KEY.jwk(use="enc")]},
+            },
+            "jwks",
+        ),
+        (
+            {
+                "token_endpoint_auth_method": "private_key_jwt",
+                "jwks": {"keys": [RP_KEY.jwk(), PRIVATE_JWK]},
+            },
+            "jwks.keys[1]",
+        ),
         ({"token_endpoint_auth_method": "private_key_jwt", "jwks_uri": "ftp://x"}, "jwks_uri"),
         (
             {
@@ -202,6 +238,21 @@ async def test_percent_encoded_client_ids(
     assert got.json()["client_id"] == client_id
     listed = await http.get(tenant_url(acme, "/clients"), headers=operator)
     assert client_id in [c["client_id"] for c in listed.json()["clients"]]
+    assert (await http.delete(url, headers=operator)).status_code == 204
+    assert (await http.get(url, headers=operator)).status_code == 404
+
+
+async def test_https_client_id_of_a_private_key_jwt_client(
+    http: httpx.AsyncClient, operator: dict[str, str], acme: str
+) -> None:
+    """SPID and CIE relying parties are HTTPS URLs; percent-encoded in admin paths."""
+    client_id = "https://rp.spid.example.it/"
+    url = client_url(acme, client_id)
+    body = {"token_endpoint_auth_method": "private_key_jwt", "jwks": JWKS}
+    created = await http.put(url, json=body, headers=operator)
+    assert created.status_code == 201, created.text
+    got = await http.get(url, headers=operator)
+    assert (got.json()["client_id"], got.json()["jwks"]) == (client_id, JWKS)
     assert (await http.delete(url, headers=operator)).status_code == 204
     assert (await http.get(url, headers=operator)).status_code == 404
 

@@ -7,6 +7,7 @@ import base64
 import httpx
 import pytest
 
+from tests.support.issuer_keys import ec_key
 from tests.support.world import SECRET, World, basic, make_world
 
 
@@ -46,6 +47,25 @@ async def test_client_is_held_to_its_registered_method(world: World) -> None:
     # "app" is registered for client_secret_basic: the right secret in the body fails.
     r = await world.tenant.revoke("x", client_id="app", client_secret=SECRET)
     assert r.status_code == 401
+
+
+async def test_the_registered_method_decides(world: World) -> None:
+    """The mechanism gives candidates; a client registered for another method is refused,
+    whatever it presents (Basic is still answered with WWW-Authenticate)."""
+    jwks = ec_key("k").jwks()
+    await world.tenant.client("pk", secret=None, method="private_key_jwt", jwks=jwks)
+    r = await world.tenant.revoke("x", auth=basic("pk", SECRET))
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"].startswith("Basic realm=")
+    r = await world.tenant.revoke("x", client_id="pk", client_secret=SECRET)
+    assert r.status_code == 401
+    assert "www-authenticate" not in r.headers
+    # A public client that sends a secret is not a public client.
+    assert (
+        await world.tenant.revoke("x", client_id="spa", client_secret=SECRET)
+    ).status_code == 401
+    # A confidential client that sends only its id is not authenticated.
+    assert (await world.tenant.revoke("x", client_id="app")).status_code == 401
 
 
 async def test_method_switched_off_for_the_tenant(world: World) -> None:

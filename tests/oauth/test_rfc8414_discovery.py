@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.support.world import make_tenant
+from tests.support.world import OPERATOR, make_tenant
 
 ISSUER = "https://auth.example.com/t/acme"
 
@@ -58,3 +58,55 @@ async def test_disabled_endpoints_are_left_out(http: httpx.AsyncClient) -> None:
 async def test_rfc8414_form_needs_the_whole_issuer_path(http: httpx.AsyncClient) -> None:
     r = await http.get("https://auth.example.com/.well-known/oauth-authorization-server/t")
     assert r.status_code == 404
+
+
+async def metadata_with(http: httpx.AsyncClient, auth: dict[str, object]) -> dict[str, object]:
+    r = await http.patch("/admin/v1/tenants/acme", json={"auth": auth}, headers=OPERATOR)
+    assert r.status_code == 200, r.text
+    body: dict[str, object] = (await http.get(f"{ISSUER}/.well-known/openid-configuration")).json()
+    return body
+
+
+@pytest.mark.usefixtures("tenant")
+async def test_every_method_and_the_default_algorithms(http: httpx.AsyncClient) -> None:
+    body = (await http.get(f"{ISSUER}/.well-known/openid-configuration")).json()
+    assert body["revocation_endpoint_auth_methods_supported"] == [
+        "client_secret_basic",
+        "client_secret_post",
+        "client_secret_jwt",
+        "private_key_jwt",
+        "none",
+    ]
+    assert body["introspection_endpoint_auth_methods_supported"] == [
+        "client_secret_basic",
+        "client_secret_post",
+        "client_secret_jwt",
+        "private_key_jwt",
+    ]
+    algs = ["RS256", "PS256", "ES256", "EdDSA", "HS256"]
+    assert body["revocation_endpoint_auth_signing_alg_values_supported"] == algs
+    assert body["introspection_endpoint_auth_signing_alg_values_supported"] == algs
+
+
+@pytest.mark.usefixtures("tenant")
+@pytest.mark.parametrize(
+    ("methods", "algs"),
+    [
+        (["private_key_jwt"], ["RS256", "ES512", "EdDSA"]),
+        (["client_secret_jwt", "client_secret_basic"], ["HS256", "HS512"]),
+        (["client_secret_basic", "none"], []),
+    ],
+)
+async def test_signing_algorithms_follow_the_allowed_methods(
+    http: httpx.AsyncClient, methods: list[str], algs: list[str]
+) -> None:
+    """An SPID-like tenant (private_key_jwt only) lists its method and its asymmetric
+    algorithms; HS* only with client_secret_jwt; none without a JWT method."""
+    body = await metadata_with(
+        http, {"methods": methods, "assertion_algs": ["RS256", "HS256", "ES512", "EdDSA", "HS512"]}
+    )
+    order = ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt"]
+    listed = [m for m in [*order, "none"] if m in methods]
+    assert body["revocation_endpoint_auth_methods_supported"] == listed
+    assert body["revocation_endpoint_auth_signing_alg_values_supported"] == algs
+    assert body["introspection_endpoint_auth_signing_alg_values_supported"] == algs

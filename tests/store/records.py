@@ -158,6 +158,7 @@ async def populate(store: Store, tenant_id: TenantId) -> Populated:
         ),
     )
     assert outcome.applied
+    assert await store.use_assertion_id(tenant_id, "app", "assertion-1", LATER, NOW)
     return Populated(stored, app, key, grant, uploaded)
 
 
@@ -175,6 +176,7 @@ async def assert_populated(store: Store, data: Populated) -> None:
     assert await store.is_denied(tid, "jti-1")
     assert await store.ended_session(tid, "s1") == NOW
     assert await store.subject_clients(tid, "alice", NOW) != []
+    assert not await store.use_assertion_id(tid, "app", "assertion-1", LATER, NOW)
 
 
 async def assert_empty(store: Store, tenant_id: TenantId) -> None:

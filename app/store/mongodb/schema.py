@@ -27,6 +27,8 @@ GRANTS = "grants"
 SESSIONS = "ended_sessions"
 MARKS = "not_before_marks"
 DENY_LIST = "deny_list"
+ASSERTION_IDS = "assertion_ids"
+"""The ``jti`` of every client assertion (RFC 7523) until its ``exp``: used once only."""
 EVENTS = "events"
 COUNTERS = "counters"
 DELETED_TENANTS = "deleted_tenants"
@@ -35,7 +37,16 @@ DELETED_TENANTS = "deleted_tenants"
 CONFIG_COLLECTIONS = (TENANTS, ISSUERS, CLIENTS, ADMIN_KEYS, PLUGINS)
 """What ``config_version()`` follows: a change here must reach every instance's cache."""
 
-DATA_COLLECTIONS = (CREDENTIALS, GRANTS, SESSIONS, MARKS, DENY_LIST, EVENTS, COUNTERS)
+DATA_COLLECTIONS = (
+    CREDENTIALS,
+    GRANTS,
+    SESSIONS,
+    MARKS,
+    DENY_LIST,
+    ASSERTION_IDS,
+    EVENTS,
+    COUNTERS,
+)
 """A tenant's data: deleted in chunks after its configuration."""
 
 EXPIRE_AT = "expire_at"
@@ -99,6 +110,10 @@ INDEXES: dict[str, tuple[Index, ...]] = {
     MARKS: (Index("tenant_mark", ("tenant_id", "kind", "key"), unique=True),),
     DENY_LIST: (
         Index("tenant_key", ("tenant_id", "key"), unique=True),
+        Index("ttl", (EXPIRE_AT,), ttl=True),
+    ),
+    ASSERTION_IDS: (
+        Index("tenant_client_jti", ("tenant_id", "client_id", "jti"), unique=True),
         Index("ttl", (EXPIRE_AT,), ttl=True),
     ),
     EVENTS: (Index("tenant_event", ("tenant_id", "id"), unique=True),),

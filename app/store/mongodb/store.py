@@ -555,6 +555,27 @@ class MongoStore:
         )
         return doc is not None
 
+    # --- client assertions ----------------------------------------------------------------
+    @translate_errors
+    async def use_assertion_id(
+        self, tenant_id: TenantId, client_id: ClientId, jti: str, exp: int, now: int
+    ) -> bool:
+        # One upsert on the unique index: no record inserts one; an expired record
+        # matches and is taken over; a live one does not match, so the upsert's insert
+        # meets the index and fails (the server retries an upsert's duplicate key only
+        # when its filter is all equalities, which this one is not).
+        try:
+            await self._coll(schema.ASSERTION_IDS).update_one(
+                {"tenant_id": tenant_id, "client_id": client_id, "jti": jti, "exp": {"$lt": now}},
+                {"$set": {"exp": exp, schema.EXPIRE_AT: docs.expire_at(exp, self._retention_s)}},
+                upsert=True,
+            )
+        except PyMongoError as exc:
+            if is_duplicate_key(exc):
+                return False
+            raise
+        return True
+
     # --- events ----------------------------------------------------------------------------
     @translate_errors
     async def list_events(self, tenant_id: TenantId, after: int, limit: int) -> list[Event]:
@@ -578,7 +599,7 @@ class MongoStore:
             "exp": {"$lt": before},
         }
         dropped = 0
-        for name in (schema.CREDENTIALS, schema.DENY_LIST):
+        for name in (schema.CREDENTIALS, schema.DENY_LIST, schema.ASSERTION_IDS):
             collection = self._coll(name)
             while True:
                 chunk = collection.find(expired, {"_id": True}).limit(PURGE_CHUNK)

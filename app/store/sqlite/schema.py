@@ -159,6 +159,17 @@ MIGRATIONS: tuple[Migration, ...] = (
         """CREATE UNIQUE INDEX plugin_versions_current ON plugin_versions (tenant_id, name)
             WHERE current""",
     ),
+    (
+        # The jti of every client assertion (RFC 7523) until its exp: used once only.
+        """CREATE TABLE assertion_ids (
+            tenant_id TEXT NOT NULL,
+            client_id TEXT NOT NULL,
+            jti TEXT NOT NULL,
+            exp INTEGER NOT NULL,
+            PRIMARY KEY (tenant_id, client_id, jti)
+        )""",
+        "CREATE INDEX assertion_ids_exp ON assertion_ids (exp)",
+    ),
 )
 
 TENANT_TABLES: tuple[str, ...] = (
@@ -171,6 +182,7 @@ TENANT_TABLES: tuple[str, ...] = (
     "ended_sessions",
     "not_before",
     "denied",
+    "assertion_ids",
     "events",
     "event_seq",
     "tenants",
@@ -188,6 +200,7 @@ DATA_TABLES: dict[str, str] = {
     "ended_sessions": "device_session_id",
     "not_before": "kind, key",
     "denied": "rowid",
+    "assertion_ids": "rowid",
     "events": "id",
     "event_seq": "tenant_id",
 }

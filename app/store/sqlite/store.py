@@ -324,6 +324,15 @@ class SqliteStore:
         rows = self._rows("SELECT 1 FROM denied WHERE tenant_id = ? AND key = ?", (tenant_id, key))
         return bool(rows)
 
+    # --- client assertions ----------------------------------------------------------------
+
+    async def use_assertion_id(
+        self, tenant_id: TenantId, client_id: ClientId, jti: str, exp: int, now: int
+    ) -> bool:
+        return await self._write(
+            lambda conn: writes.use_assertion_id(conn, tenant_id, client_id, jti, exp, now)
+        )
+
     # --- events -------------------------------------------------------------------------------
 
     async def list_events(self, tenant_id: TenantId, after: int, limit: int) -> list[Event]:
@@ -336,9 +345,9 @@ class SqliteStore:
     async def purge_expired(self, before: int) -> int:
         total = 0
         while True:
-            credentials, entries = await self._write(
+            dropped = await self._write(
                 lambda conn: writes.purge_expired(conn, before, PURGE_CHUNK), heavy=True
             )
-            total += credentials + entries
-            if credentials < PURGE_CHUNK and entries < PURGE_CHUNK:
+            total += sum(dropped)
+            if max(dropped) < PURGE_CHUNK:
                 return total

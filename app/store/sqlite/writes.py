@@ -214,18 +214,37 @@ def put_grant(conn: sqlite3.Connection, grant: Grant) -> None:
     )
 
 
+# --- client assertions -------------------------------------------------------------------
+
+USE_ASSERTION_ID = """INSERT INTO assertion_ids (tenant_id, client_id, jti, exp)
+VALUES (:tenant, :client, :jti, :exp)
+ON CONFLICT (tenant_id, client_id, jti) DO UPDATE SET exp = excluded.exp
+WHERE assertion_ids.exp < :now"""
+
+
+def use_assertion_id(
+    conn: sqlite3.Connection, tenant_id: TenantId, client_id: ClientId, jti: str, exp: int, now: int
+) -> bool:
+    """Inserted, or an expired record taken over: one row changed; a replay: none."""
+    params = {"tenant": tenant_id, "client": client_id, "jti": jti, "exp": exp, "now": now}
+    changed: int = conn.execute(USE_ASSERTION_ID, params).rowcount
+    return changed == 1
+
+
 # --- housekeeping ----------------------------------------------------------------------
 
+EXPIRING_TABLES = ("credentials", "denied", "assertion_ids")
+"""Tables whose rows carry an ``exp`` and are purged after it."""
 
-def purge_expired(conn: sqlite3.Connection, before: int, limit: int) -> tuple[int, int]:
-    """Drop up to ``limit`` expired credentials and deny entries: (credentials, entries)."""
-    credentials = conn.execute(
-        "DELETE FROM credentials WHERE rowid IN"
-        " (SELECT rowid FROM credentials WHERE exp < ? LIMIT ?)",
-        (before, limit),
-    ).rowcount
-    entries = conn.execute(
-        "DELETE FROM denied WHERE rowid IN (SELECT rowid FROM denied WHERE exp < ? LIMIT ?)",
-        (before, limit),
-    ).rowcount
-    return credentials, entries
+
+def purge_expired(conn: sqlite3.Connection, before: int, limit: int) -> list[int]:
+    """Drop up to ``limit`` expired rows of each of ``EXPIRING_TABLES``: how many, each."""
+    return [
+        # Table names come from the fixed tuple above, never from input.
+        conn.execute(
+            f"DELETE FROM {table} WHERE rowid IN"  # noqa: S608
+            f" (SELECT rowid FROM {table} WHERE exp < ? LIMIT ?)",
+            (before, limit),
+        ).rowcount
+        for table in EXPIRING_TABLES
+    ]
