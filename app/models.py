@@ -92,6 +92,27 @@ class Credential:
 
 
 @dataclass(frozen=True, slots=True)
+class JwtCredential(Credential):
+    """A JWT signed with the tenant's keys (an RFC 9068 access token, or a JWT device
+    secret) seen as a credential, so that the owner check, the cascade policies and the
+    plugins treat it as they treat a registered one.
+
+    It is never registered: ``token_hash`` is empty and a revocation denies ``deny_key``
+    until ``exp`` instead. ``revoked_at`` is what the store said when it was presented:
+    denied, or issued at or before a not-before mark that covers it.
+    """
+
+    deny_key: str = ""
+    """``jti:`` and the ``jti``, or ``sha256:`` and the token's hex SHA-256 without one."""
+    jti: str | None = None
+    nbf: int | None = None
+
+    @property
+    def deny_entry(self) -> DenyEntry:
+        return DenyEntry(self.deny_key, self.exp)
+
+
+@dataclass(frozen=True, slots=True)
 class Grant:
     """A persisted grant record (Connect2id's authorisation record)."""
 
@@ -283,7 +304,7 @@ class RevocationPlan:
 class RevocationOutcome:
     applied: bool
     count: int
-    """Live credentials the plan took down."""
+    """Live credentials the plan took down; a JWT it denied counts as one."""
     event_ids: tuple[int, ...] = ()
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.issuer_keys import access_claims, ec_key
 from tests.support.secantus import ServerProcess
 from tests.support.server import ServerProcess as Service
 from tests.support.server import running_server
@@ -230,6 +231,36 @@ async def test_killing_the_database_mid_load_loses_no_acknowledged_revocation(
         # And revocation works again after the outage.
         r = await http_a.post("/token/revoke", data={"token": "tok-1"}, headers=APP)
         assert r.status_code == 200
+
+
+async def test_a_jwt_revoked_through_one_instance_is_inactive_on_the_other(
+    instances: tuple[Service, Service],
+) -> None:
+    a, b = instances
+    key = ec_key()
+    at = key.sign(access_claims("https://shared.example"))
+    async with (
+        httpx.AsyncClient(base_url=a.url, timeout=10) as http_a,
+        httpx.AsyncClient(base_url=b.url, timeout=10) as http_b,
+    ):
+        await _setup(http_a, 1)
+        r = await http_a.patch(
+            "/admin/v1/tenants/shared",
+            json={"jwt_access_tokens": {"jwks": key.jwks()}},
+            headers=OPERATOR,
+        )
+        assert r.status_code == 200, r.text
+
+        async def b_knows_the_keys() -> bool:
+            r = await http_b.post("/token/introspect", data={"token": at}, headers=RS)
+            return r.status_code == 200 and r.json()["active"] is True
+
+        await _until(b_knows_the_keys, PROPAGATION_DEADLINE_S)
+        r = await http_a.post("/token/revoke", data={"token": at}, headers=APP)
+        assert r.status_code == 200
+        # The deny entry is in the shared store before A answers: B sees it at once.
+        r = await http_b.post("/token/introspect", data={"token": at}, headers=RS)
+        assert r.json() == {"active": False}
 
 
 MAPPER = """

@@ -2,6 +2,12 @@
 
 Each policy turns the presented credential into a ``RevocationPlan`` that the store
 applies in one transaction. The table this implements is in CONTRACT.md section 4.1.
+
+A JWT (``JwtCredential``: an RFC 9068 access token or a JWT device secret) goes through
+the same policies: its claims stand in for a registered credential's fields, and the
+plan denies it until its ``exp`` where a registered credential's plan revokes its row.
+The policies' marks are what take down the other JWTs of a grant or a (client, subject)
+pair, which no selector can reach.
 """
 
 from __future__ import annotations
@@ -16,13 +22,16 @@ from app.models import (
     ByHash,
     BySession,
     Credential,
+    DenyEntry,
     EventDraft,
+    JwtCredential,
     MarkKind,
     NotBeforeMark,
     RevocationPlan,
     Selector,
     TokenType,
 )
+from app.types import TokenHash
 
 ACCESS = frozenset({TokenType.ACCESS_TOKEN})
 REFRESH = frozenset({TokenType.REFRESH_TOKEN})
@@ -34,6 +43,22 @@ def client_subject_key(client_id: str, sub: str) -> str:
     return f"{client_id}\x00{sub}"
 
 
+def covering_marks(c: Credential) -> tuple[tuple[MarkKind, str], ...]:
+    """The not-before marks that revoke this JWT: its client's (``token_type_hint=all``,
+    which takes every credential of the client); for an access token, also its (client,
+    subject) pair's and its grant's. A device secret is not under those two, as the
+    selectors they go with do not take every type: ``subject`` leaves registered device
+    secrets alone, and SPID's and CIE's grant marks go with the grant's access tokens."""
+    marks = [(MarkKind.CLIENT, c.client_id)]
+    if c.type is not TokenType.ACCESS_TOKEN:
+        return tuple(marks)
+    if c.sub is not None:
+        marks.append((MarkKind.CLIENT_SUBJECT, client_subject_key(c.client_id, c.sub)))
+    if c.grant_id is not None:
+        marks.append((MarkKind.GRANT, c.grant_id))
+    return tuple(marks)
+
+
 def _revoked_event(c: Credential, now: int, cause: str) -> EventDraft:
     return EventDraft(
         type="revoked",
@@ -43,6 +68,19 @@ def _revoked_event(c: Credential, now: int, cause: str) -> EventDraft:
         sub=c.sub,
         grant_id=c.grant_id,
         token_type=c.type.value,
+        jti=c.jti if isinstance(c, JwtCredential) else None,
+        device_session_id=c.device_session_id,
+    )
+
+
+def _session_ended(c: Credential, now: int, cause: str, grant_id: str | None) -> EventDraft:
+    return EventDraft(
+        type="session_ended",
+        cause=cause,
+        time=now,
+        client_id=c.client_id,
+        sub=c.sub,
+        grant_id=grant_id,
         device_session_id=c.device_session_id,
     )
 
@@ -58,11 +96,20 @@ def _plan(
     end_sessions: tuple[str, ...] = (),
     extra_events: tuple[EventDraft, ...] = (),
 ) -> RevocationPlan:
+    primary: TokenHash | None = None
+    deny: DenyEntry | None = None
+    own: tuple[Selector, ...] = ()
+    if isinstance(c, JwtCredential):
+        # Never registered: denied until it expires (applied only if the entry is new).
+        deny = c.deny_entry
+    else:
+        primary, own = c.token_hash, (ByHash(c.token_hash),)
     return RevocationPlan(
         revoked_at=now,
         cause=cause,
-        primary=c.token_hash,
-        selectors=(ByHash(c.token_hash), *selectors),
+        primary=primary,
+        primary_deny=deny,
+        selectors=(*own, *selectors),
         delete_grants_of=delete_grants_of,
         end_sessions=end_sessions,
         marks=marks,
@@ -113,22 +160,13 @@ def spid_policy(c: Credential, now: int) -> RevocationPlan:
     a refresh token takes its grant's access tokens. Other tokens of the subject stay."""
     if c.type is TokenType.REFRESH_TOKEN:
         return _refresh_takes_grant_access_tokens(c, now, "spid")
-    ended = EventDraft(
-        type="session_ended",
-        cause="spid",
-        time=now,
-        client_id=c.client_id,
-        sub=c.sub,
-        grant_id=c.grant_id,
-        device_session_id=c.device_session_id,
-    )
     return _plan(
         c,
         now,
         "spid",
         _other_type_of_grant(c, REFRESH),
         end_sessions=(c.device_session_id,) if c.device_session_id else (),
-        extra_events=(ended,),
+        extra_events=(_session_ended(c, now, "spid", c.grant_id),),
     )
 
 
@@ -153,21 +191,13 @@ def device_secret_plan(c: Credential, now: int) -> RevocationPlan:
     of the tenant, is revoked; their access tokens are not (whatever the policy)."""
     if c.device_session_id is None:
         return _plan(c, now, "device_secret")
-    ended = EventDraft(
-        type="session_ended",
-        cause="device_secret",
-        time=now,
-        client_id=c.client_id,
-        sub=c.sub,
-        device_session_id=c.device_session_id,
-    )
     return _plan(
         c,
         now,
         "device_secret",
         (BySession(c.device_session_id, REFRESH),),
         end_sessions=(c.device_session_id,),
-        extra_events=(ended,),
+        extra_events=(_session_ended(c, now, "device_secret", None),),
     )
 
 

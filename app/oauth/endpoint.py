@@ -112,7 +112,7 @@ class Exchange:
 async def find_credential_info(
     services: Services, tenant: TenantView, token: str
 ) -> CredentialInfo | None:
-    found = await token_finder.find_credential(services, tenant, token)
+    found = await token_finder.find(services, tenant, token, services.clock())
     return None if found is None else CredentialInfo.of(found)
 
 

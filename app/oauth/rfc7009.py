@@ -46,8 +46,10 @@ async def read_hint(x: Exchange) -> None:
 
 
 async def find_token(x: Exchange) -> None:
+    """The registered credential, or the tenant's JWT (RFC 9068), which the owner check
+    and the cascade then treat alike; a JWT's plan denies it instead of revoking a row."""
     if x.hint != token_finder.ALL:
-        x.credential = await token_finder.find_credential(x.services, x.tenant, x.token)
+        x.credential = await token_finder.find(x.services, x.tenant, x.token, x.now, x.log)
 
 
 def may_revoke_others(x: Exchange) -> bool:

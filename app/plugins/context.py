@@ -184,7 +184,10 @@ class PlanView:
 
     @property
     def selectors(self) -> tuple[JSON, ...]:
-        return tuple(selector_wire(s) for s in self.plan.selectors)
+        # A JWT's plan denies it where a registered credential's revokes its row: either
+        # way the presented token falls, and a plugin sees it so.
+        own: tuple[JSON, ...] = ({"by": "token"},) if self.plan.primary_deny else ()
+        return (*own, *(selector_wire(s) for s in self.plan.selectors))
 
     def to_wire(self) -> JSON:
         return {

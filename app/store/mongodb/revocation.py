@@ -240,11 +240,13 @@ def _decide(batch: _Batch, plan: RevocationPlan) -> RevocationOutcome:
     _plan_side_effects(batch, plan)
     first, batch.next_event_id = batch.next_event_id, batch.next_event_id + len(plan.events)
     event_ids = tuple(range(first, batch.next_event_id))
+    # A denied JWT is one credential taken down, beside the registered ones.
+    count = len(taken) + (plan.primary_deny is not None)
     batch.events += [
-        event_doc(tenant_id, event_id, draft, len(taken))
+        event_doc(tenant_id, event_id, draft, count)
         for event_id, draft in zip(event_ids, plan.events, strict=True)
     ]
-    return RevocationOutcome(applied=True, count=len(taken), event_ids=event_ids)
+    return RevocationOutcome(applied=True, count=count, event_ids=event_ids)
 
 
 def _live_selected(batch: _Batch, plan: RevocationPlan) -> list[TokenHash]:

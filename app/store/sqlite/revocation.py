@@ -183,6 +183,8 @@ def apply_plan(
     if plan.primary is not None and count == 0:
         return NOT_APPLIED
     count += revoke(conn, tenant_id, plan)
+    if plan.primary_deny is not None:
+        count += 1  # the JWT itself, denied now (``deny_is_new`` held)
     delete_grants(conn, tenant_id, plan)
     end_sessions(conn, tenant_id, plan)
     set_marks(conn, tenant_id, plan)
