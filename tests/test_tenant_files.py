@@ -20,7 +20,7 @@ SHIPPED = Path(__file__).resolve().parent.parent / "tenants"
 
 async def test_shipped_tenant_files_load(services: Services, http: httpx.AsyncClient) -> None:
     loaded = await load_tenant_files(services, SHIPPED)
-    assert sorted(loaded) == ["c2id-demo", "demo", "spid-demo"]
+    assert sorted(loaded) == ["c2id-demo", "cie-demo", "demo", "spid-demo"]
     r = await http.get("http://127.0.0.1:8000/t/demo/.well-known/openid-configuration")
     assert r.json()["revocation_endpoint"] == "http://127.0.0.1:8000/t/demo/token/revoke"
     r = await http.get("/admin/v1/tenants/spid-demo", headers=OPERATOR)
