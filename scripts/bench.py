@@ -335,16 +335,118 @@ class Population:
         return c
 
 
-def setup_tenant(admin: Admin, tenant_id: str, cascade: str) -> str:
-    settings = {"issuer": f"http://{tenant_id}.bench.invalid", "revocation": {"cascade": cascade}}
+# --- JWTs: client assertions (RFC 7523) and JWT access tokens (RFC 9068) ----------------
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+@dataclass
+class Jose:
+    """The keys of a run that uses JWTs (``--client-auth private_key_jwt``,
+    ``--jwt-access-tokens``); signing happens before the timed phase, never in it."""
+
+    client_alg: str | None = None
+    client_key: Any = None
+    tenant_key: Any = None
+
+    @classmethod
+    def of(cls, args: argparse.Namespace) -> Jose:
+        jose = cls()
+        if args.client_auth == "private_key_jwt":
+            jose.client_alg = args.assertion_alg
+            jose.client_key = new_key(args.assertion_alg)
+        if args.jwt_access_tokens:
+            jose.tenant_key = new_key("ES256")
+        return jose
+
+    def assertions(self, audience: str, n: int) -> list[str] | None:
+        """``n`` client assertions, each with its own ``jti``, as form parameters."""
+        if self.client_key is None or self.client_alg is None:
+            return None
+        import jwt
+
+        now = int(time.time())
+        out = []
+        for _ in range(n):
+            claims = {
+                "iss": CLIENT_ID,
+                "sub": CLIENT_ID,
+                "aud": audience,
+                "iat": now,
+                "exp": now + 280,
+                "jti": secrets.token_urlsafe(16),
+            }
+            assertion = jwt.encode(
+                claims, self.client_key, self.client_alg, headers={"kid": "bench-client"}
+            )
+            out.append(
+                f"&client_assertion_type={quote(ASSERTION_TYPE)}&client_assertion={assertion}"
+            )
+        return out
+
+    def access_tokens(self, issuer: str, seed: bytes, first: int, n: int) -> list[str]:
+        """JWT access tokens ``first`` … ``first + n - 1`` of the tenant (not registered)."""
+        import jwt
+
+        now = int(time.time())
+        return [
+            jwt.encode(
+                {
+                    "iss": issuer,
+                    "client_id": CLIENT_ID,
+                    "sub": f"user-{i}",
+                    "grant_id": f"grant-{i}",
+                    "jti": token_of(seed, i)[:22],
+                    "iat": now,
+                    "exp": now + TOKEN_LIFETIME_S,
+                    "scope": "read",
+                },
+                self.tenant_key,
+                "ES256",
+                headers={"kid": "bench-tenant", "typ": "at+jwt"},
+            )
+            for i in range(first, first + n)
+        ]
+
+
+def new_key(alg: str) -> Any:
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    if alg == "RS256":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def public_jwks(key: Any, alg: str, kid: str) -> dict[str, Any]:
+    from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+    algorithm = RSAAlgorithm if alg == "RS256" else ECAlgorithm
+    jwk = json.loads(algorithm.to_jwk(key.public_key()))
+    return {"keys": [{**jwk, "kid": kid, "use": "sig", "alg": alg}]}
+
+
+def issuer_of(tenant_id: str) -> str:
+    return f"http://{tenant_id}.bench.invalid"
+
+
+def setup_tenant(admin: Admin, tenant_id: str, cascade: str, jose: Jose | None = None) -> str:
+    jose = jose or Jose()
+    settings: dict[str, Any] = {"issuer": issuer_of(tenant_id), "revocation": {"cascade": cascade}}
+    if jose.tenant_key is not None:
+        jwks = public_jwks(jose.tenant_key, "ES256", "bench-tenant")
+        settings["jwt_access_tokens"] = {"jwks": jwks}
     admin.expect("PUT", f"/admin/v1/tenants/{tenant_id}", settings, ok=(200, 201))
     secret = secrets.token_urlsafe(32)
-    client = {
+    client: dict[str, Any] = {
         "type": "confidential",
         "token_endpoint_auth_method": "client_secret_basic",
         "client_secret": secret,
         "scope": "introspect",
     }
+    if jose.client_key is not None and jose.client_alg is not None:
+        del client["client_secret"]
+        client["token_endpoint_auth_method"] = "private_key_jwt"
+        client["jwks"] = public_jwks(jose.client_key, jose.client_alg, "bench-client")
     admin.expect("PUT", f"/admin/v1/tenants/{tenant_id}/clients/{CLIENT_ID}", client, ok=(200, 201))
     return secret
 
@@ -444,6 +546,8 @@ class LoadSpec:
     concurrency: int
     timeout_s: float
     hint: str = "refresh_token"
+    extras: list[str] | None = None
+    """Per request: more form parameters (``&name=value…``), e.g. a client assertion."""
 
 
 @dataclass
@@ -465,8 +569,10 @@ class ProtocolError(Exception):
 
 def build_requests(spec: LoadSpec) -> list[bytes]:
     out = []
-    for token in spec.tokens:
+    for i, token in enumerate(spec.tokens):
         body = f"token={quote(token, safe='')}&token_type_hint={spec.hint}".encode()
+        if spec.extras is not None:
+            body += spec.extras[i].encode()
         out.append(spec.head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
     return out
 
@@ -770,13 +876,17 @@ def loud(message: str) -> None:
 # --- the run -------------------------------------------------------------------------------
 
 
-def request_head(tenant_id: str, secret: str, host: str, port: int) -> bytes:
-    basic = base64.b64encode(f"{quote(CLIENT_ID, safe='')}:{quote(secret, safe='')}".encode())
+def request_head(tenant_id: str, secret: str | None, host: str, port: int) -> bytes:
+    """The request's head; ``secret`` None: the client authenticates with an assertion."""
+    authorization = ""
+    if secret is not None:
+        raw = f"{quote(CLIENT_ID, safe='')}:{quote(secret, safe='')}".encode()
+        authorization = f"Authorization: Basic {base64.b64encode(raw).decode()}\r\n"
     return (
         f"POST /token/revoke HTTP/1.1\r\n"
         f"Host: {host}:{port}\r\n"
         f"Tenant-ID: {tenant_id}\r\n"
-        f"Authorization: Basic {basic.decode()}\r\n"
+        f"{authorization}"
         f"Content-Type: application/x-www-form-urlencoded\r\n"
     ).encode()
 
@@ -790,10 +900,12 @@ def measure(
     timed_tokens: list[str],
     args: argparse.Namespace,
     measured: Sequence[Child],
+    extras: tuple[list[str] | None, list[str] | None] = (None, None),
 ) -> Figures:
+    hint = "access_token" if args.jwt_access_tokens else args.token_type
     if warmup_tokens:
         spec = LoadSpec(
-            host, port, head, warmup_tokens, args.concurrency, args.timeout, args.token_type
+            host, port, head, warmup_tokens, args.concurrency, args.timeout, hint, extras[0]
         )
         warm, _ = run_load(spec, measured)
         bad = warm.requests - warm.statuses.get(200, 0)
@@ -805,7 +917,7 @@ def measure(
             )
         if bad:
             loud(f"{name}: {bad} warm-up requests failed: {warm.error_samples or warm.failures}")
-    spec = LoadSpec(host, port, head, timed_tokens, args.concurrency, args.timeout, args.token_type)
+    spec = LoadSpec(host, port, head, timed_tokens, args.concurrency, args.timeout, hint, extras[1])
     result, cpu = run_load(spec, measured)
     f = figures(name, result, cpu)
     print(f"  {name}: {f.completed:,} requests in {f.wall_s:.2f}s", flush=True)
@@ -879,6 +991,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="three tenants, one phase each: no plugin, three in-process plugins, one "
         "sandboxed pre_revoke (the same tokens registered in each)",
+    )
+    p.add_argument(
+        "--client-auth",
+        choices=("client_secret_basic", "private_key_jwt"),
+        default="client_secret_basic",
+        help="how the client authenticates (private_key_jwt: a fresh RFC 7523 assertion per "
+        "request, signed before the timed phase)",
+    )
+    p.add_argument(
+        "--assertion-alg",
+        choices=("ES256", "RS256"),
+        default="ES256",
+        help="the client assertions' algorithm (RS256: a 2048-bit key)",
+    )
+    p.add_argument(
+        "--jwt-access-tokens",
+        action="store_true",
+        help="revoke JWT access tokens (RFC 9068, ES256, signed with the tenant's key, not "
+        "registered) instead of registered tokens",
     )
     p.add_argument(
         "--timeout", type=float, default=600.0, help="seconds allowed for each load phase"
@@ -990,23 +1121,38 @@ def run(args: argparse.Namespace, tmp: Path, children: list[Child]) -> int:
     results: list[Figures] = []
     events = taken = None
     phases = PLUGIN_PHASES if args.plugins else PLUGIN_PHASES[:1]
+    jose = Jose.of(args)
+    extras: tuple[list[str] | None, list[str] | None] = (None, None)
     try:
         for phase in phases:
             phase_tenant = tenant_id + phase.tenant_suffix
-            secret = setup_tenant(admin, phase_tenant, args.cascade)
+            secret = setup_tenant(admin, phase_tenant, args.cascade, jose)
             enable_plugins(admin, phase_tenant, phase)
-            print(
-                f"registering {population.total:,} tokens in batches of {BATCH:,} "
-                f"for {phase_tenant} ...",
-                flush=True,
-            )
-            registration_s = register(admin, phase_tenant, population)
-            print(
-                f"  registration took {registration_s:.1f}s "
-                f"({population.total / registration_s:,.0f} tokens/s)",
-                flush=True,
-            )
-            head = request_head(phase_tenant, secret, host, port)
+            issuer = issuer_of(phase_tenant)
+            if args.jwt_access_tokens:
+                print(f"signing {population.total:,} JWT access tokens (not registered) ...")
+                timed_tokens = jose.access_tokens(issuer, seed, 0, args.requests)
+                warmup_tokens = jose.access_tokens(issuer, seed, args.tokens, args.warmup)
+            else:
+                print(
+                    f"registering {population.total:,} tokens in batches of {BATCH:,} "
+                    f"for {phase_tenant} ...",
+                    flush=True,
+                )
+                registration_s = register(admin, phase_tenant, population)
+                print(
+                    f"  registration took {registration_s:.1f}s "
+                    f"({population.total / registration_s:,.0f} tokens/s)",
+                    flush=True,
+                )
+            if jose.client_key is not None:
+                print(f"signing {population.total:,} {args.assertion_alg} client assertions ...")
+                extras = (
+                    jose.assertions(issuer, len(warmup_tokens)),
+                    jose.assertions(issuer, len(timed_tokens)),
+                )
+            client_secret = None if jose.client_key is not None else secret
+            head = request_head(phase_tenant, client_secret, host, port)
             name = f"revocation ({args.store if not args.url else 'url'})"
             results.append(
                 measure(
@@ -1018,6 +1164,7 @@ def run(args: argparse.Namespace, tmp: Path, children: list[Child]) -> int:
                     timed_tokens,
                     args,
                     measured,
+                    extras,
                 )
             )
             events, taken = count_events(admin, phase_tenant, args.requests + args.warmup)
@@ -1042,7 +1189,7 @@ def run(args: argparse.Namespace, tmp: Path, children: list[Child]) -> int:
         bare, bare_port = start_bare(children, tmp, env, workers=args.workers)
         commands["bare"] = bare.argv
         print(f"bare: {' '.join(bare.argv)}")
-        head = request_head(tenant_id, secret, "127.0.0.1", bare_port)
+        head = request_head(tenant_id, client_secret, "127.0.0.1", bare_port)
         results.append(
             measure(
                 "bare Starlette form",
@@ -1053,6 +1200,7 @@ def run(args: argparse.Namespace, tmp: Path, children: list[Child]) -> int:
                 timed_tokens,
                 args,
                 [bare],
+                extras,
             )
         )
         bare.stop()
@@ -1096,7 +1244,9 @@ def run(args: argparse.Namespace, tmp: Path, children: list[Child]) -> int:
 
     ok = all(f.clean for f in results)
     expected = args.requests + args.warmup
-    if events is not None and (events != expected or taken != expected):
+    # A JWT access token is not a registered credential: its event takes down none.
+    taken_ok = args.jwt_access_tokens or taken == expected
+    if events is not None and (events != expected or not taken_ok):
         ok = False
         loud(
             f"the service recorded {events} events / {taken} credentials taken down, "
