@@ -335,6 +335,29 @@ def test_queries_use_indexes(tmp_path: Path) -> None:
     conn.close()
 
 
+def test_not_before_marks_are_looked_up_by_their_whole_key(tmp_path: Path) -> None:
+    """Three marks cover a JWT (client, client and subject, grant): each is one lookup on
+    the primary key, never a walk through every mark of the tenant."""
+    conn = sqlite3.connect(tmp_path / "store.sqlite3")
+    for migration in schema.MIGRATIONS:
+        for statement in migration:
+            conn.execute(statement)
+    conn.executemany(
+        "INSERT INTO not_before (tenant_id, kind, key, at) VALUES ('acme', 'grant', ?, 1)",
+        [(f"g{i}",) for i in range(2_000)],
+    )
+    # No ANALYZE: the service never runs it, and with statistics SQLite plans well either way.
+    query = store_module.not_before_query(3)
+    params = ["acme", "client", "c", "acme", "client_subject", "c\x00s", "acme", "grant", "g1"]
+    plan = [r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + query, params)]
+    searches = [step for step in plan if step.startswith(("SEARCH not_before", "SCAN not_before"))]
+    assert (
+        searches == ["SEARCH not_before USING PRIMARY KEY (tenant_id=? AND kind=? AND key=?)"] * 3
+    ), plan
+    assert conn.execute(query, params).fetchall() == [(1,)]
+    conn.close()
+
+
 # --- life cycle --------------------------------------------------------------------------
 
 

@@ -74,6 +74,16 @@ LIST_EVENTS = """SELECT id, time, type, cause, count, client_id, sub, grant_id, 
 FROM events WHERE tenant_id = ? AND id > ? ORDER BY id LIMIT ?"""
 
 
+_MARK = "SELECT at FROM not_before WHERE tenant_id = ? AND kind = ? AND key = ?"
+
+
+def not_before_query(marks: int) -> str:
+    """The latest of ``marks`` not-before marks: one primary-key lookup each. (With three
+    ``OR`` terms SQLite searched on ``tenant_id`` alone: every mark of the tenant, per
+    JWT presented.) Placeholders only: the values are bound, never formatted in."""
+    return f"SELECT max(at) FROM ({' UNION ALL '.join([_MARK] * marks)})"  # noqa: S608
+
+
 class SqliteStore:
     name = "sqlite"
 
@@ -308,15 +318,10 @@ class SqliteStore:
     ) -> int | None:
         if not marks:
             return None
-        # Placeholders only: the values are bound, never formatted in.
-        terms = " OR ".join(["(kind = ? AND key = ?)"] * len(marks))
-        params: list[Any] = [tenant_id]
+        params: list[Any] = []
         for kind, key in marks:
-            params += [kind.value, key]
-        rows = self._rows(
-            f"SELECT max(at) FROM not_before WHERE tenant_id = ? AND ({terms})",  # noqa: S608
-            params,
-        )
+            params += [tenant_id, kind.value, key]
+        rows = self._rows(not_before_query(len(marks)), params)
         at: int | None = rows[0][0]
         return at
 
