@@ -10,6 +10,7 @@ change an outcome, and failures, become events in the tenant's feed (cause
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from time import perf_counter
 from typing import Any, Literal
 
 import structlog
@@ -166,7 +167,14 @@ class Interception:
     # --- shared --------------------------------------------------------------------------
 
     async def _invoke(self, bound: Bound, hook: str, ctx: HookContext, **args: Any) -> Any:
-        return await self.host.invoke(self.tenant.tenant_id, bound, hook, ctx, **args)
+        """One plugin call, timed into the log line's ``plugin_calls``
+        (``[name, hook, milliseconds]``, whatever the outcome), which metrics read."""
+        started = perf_counter()
+        try:
+            return await self.host.invoke(self.tenant.tenant_id, bound, hook, ctx, **args)
+        finally:
+            elapsed_ms = round((perf_counter() - started) * 1000, 3)
+            self.log_fields.setdefault("plugin_calls", []).append((bound.name, hook, elapsed_ms))
 
     @staticmethod
     def _as_failure(exc: Exception, bound: Bound, hook: str) -> PluginFailed:
