@@ -10,6 +10,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from app.admin.routes import admin_routes
 from app.health import healthz, readyz
+from app.metrics import metrics_endpoint
 from app.oauth.rfc7009 import revocation_endpoint
 from app.oauth.rfc7662 import introspection_endpoint
 from app.oauth.rfc8414 import discovery_endpoint
@@ -23,5 +24,6 @@ def routes() -> list[BaseRoute]:
         Route("/.well-known/oauth-authorization-server", discovery_endpoint, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
         Mount("/admin/v1", routes=admin_routes()),
     ]

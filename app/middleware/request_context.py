@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import metrics
 from app.errors import ServiceError
 from app.responses import error_response
 
@@ -65,14 +66,16 @@ class RequestContextMiddleware:
                 raise
             await error_response(ServiceError())(scope, receive, send_wrapper)
         finally:
+            elapsed = time.perf_counter() - started
             log.info(
                 "request",
                 method=scope["method"],
                 path=scope.get("revocation.route_path", scope.get("path")),
                 status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                duration_ms=round(elapsed * 1000, 3),
                 **fields,
             )
+            metrics.observe(scope, fields, status, elapsed)
 
 
 def _incoming_request_id(scope: Scope) -> str | None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from pymongo.errors import PyMongoError
 
+from app import metrics
 from app.errors import StoreUnavailable
 from app.models import RevocationOutcome, RevocationPlan
 from app.store.mongodb.errors import is_unavailable
@@ -71,6 +72,7 @@ class GroupCommit:
         cancelling the request that started it leaves the others' outcomes be."""
         batch = queue.pending[: self._max_batch]
         del queue.pending[: self._max_batch]
+        metrics.mongodb_group_commit(len(batch))
         task = asyncio.ensure_future(self._apply(tenant_id, [w.plan for w in batch]))
         self._running.add(task)
         task.add_done_callback(self._running.discard)

@@ -25,6 +25,8 @@ from pymongo.errors import OperationFailure, PyMongoError, ServerSelectionTimeou
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
+from app import metrics
+
 T = TypeVar("T")
 
 MAJORITY = WriteConcern("majority", j=True)
@@ -89,6 +91,7 @@ async def run_in_transaction(
             except BaseException as exc:
                 await _abort(session)
                 if _transient(exc) and time.monotonic() < deadline:
+                    metrics.mongodb_transaction_retry("transient")
                     await _backoff(attempt)
                     continue
                 raise
@@ -100,8 +103,10 @@ async def run_in_transaction(
                     if time.monotonic() >= deadline:
                         raise
                     if _commit_unknown(exc):
+                        metrics.mongodb_transaction_retry("commit_unknown")
                         continue  # the driver makes the retried commit idempotent
                     if not _transient(exc):
                         raise
+                metrics.mongodb_transaction_retry("commit_transient")
                 await _backoff(attempt)
                 break  # a transient commit failure: the whole transaction again

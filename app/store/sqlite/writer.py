@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from app import metrics
 from app.errors import StoreUnavailable
 from app.store.sqlite.errors import closed, is_busy, translate
 
@@ -219,6 +220,7 @@ class Writer:
                     self._wakeup.clear()
                     continue
                 batch = self._take()
+                metrics.sqlite_write_batch(len(batch))
                 try:
                     if batch[0].heavy:
                         outcomes = await self._in_thread(self._transaction, conn, batch)
