@@ -17,6 +17,7 @@ from app.bootstrap import open_services
 from app.config import ServiceConfig
 from app.errors import ServiceError
 from app.housekeeping import run_housekeeping
+from app.middleware.cors import CorsMiddleware
 from app.middleware.request_context import RequestContextMiddleware
 from app.middleware.tenancy import TenancyMiddleware
 from app.responses import NO_STORE, error_response
@@ -64,6 +65,7 @@ def middleware(config: ServiceConfig) -> list[Middleware]:
     return [
         Middleware(RequestContextMiddleware),
         Middleware(TenancyMiddleware, forwarded_allow_ips=config.forwarded_allow_ips),
+        Middleware(CorsMiddleware),
     ]
 
 

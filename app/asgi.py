@@ -28,6 +28,8 @@ def encode_config(config: ServiceConfig) -> str:
             "forwarded_allow_ips": list(config.forwarded_allow_ips),
             "max_body_bytes": config.max_body_bytes,
             "fetch_allow_private": config.fetch_allow_private,
+            "rate_limit_per_client": config.rate_limit_per_client,
+            "rate_limit_per_address": config.rate_limit_per_address,
             "log_json": config.log_json,
             "log_level": config.log_level,
         }
@@ -45,6 +47,8 @@ def decode_config(text: str) -> ServiceConfig:
         forwarded_allow_ips=tuple(raw["forwarded_allow_ips"]),
         max_body_bytes=raw["max_body_bytes"],
         fetch_allow_private=raw["fetch_allow_private"],
+        rate_limit_per_client=raw["rate_limit_per_client"],
+        rate_limit_per_address=raw["rate_limit_per_address"],
         log_json=raw["log_json"],
         log_level=raw["log_level"],
     )

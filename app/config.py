@@ -26,6 +26,11 @@ class ServiceConfig:
     max_body_bytes: int = 16 * 1024
     fetch_allow_private: bool = False
     """Whether URLs that tenants give (key sets) may reach loopback and private addresses."""
+    rate_limit_per_client: int = 10
+    """Failed client authentications a minute per (tenant, client, source address) where a
+    tenant sets no ``rate_limits.per_client_per_minute``; 0: no limit."""
+    rate_limit_per_address: int = 100
+    """The same per (tenant, source address), for ``rate_limits.per_address_per_minute``."""
     credential_retention_s: int = 86_400
     """Kept this long after ``exp`` before expired records are purged."""
     log_json: bool | None = None

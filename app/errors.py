@@ -60,6 +60,20 @@ class InvalidClient(ServiceError):
         self.basic = basic
 
 
+class TooManyFailedAuthentications(ServiceError):
+    """Too many failed client authentications from this source address (contract
+    section 7): ``429`` with ``Retry-After``, answered before any credential is checked."""
+
+    status_code = 429
+    error = "invalid_client"
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(
+            "Too many failed client authentications from this address: try again later"
+        )
+        self.headers["Retry-After"] = str(retry_after_s)
+
+
 class InsufficientScope(ServiceError):
     status_code = 403
     error = "insufficient_scope"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from functools import lru_cache
 
 import structlog
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -24,6 +25,7 @@ CLIENT_ADDRESS_KEY = "revocation.client_address"
 OPERATOR_PREFIXES = ("/admin/", "/healthz", "/readyz", "/metrics")
 RFC8414_PREFIX = "/.well-known/oauth-authorization-server"
 MEMO_LIMIT = 4096
+MAX_ADDRESS = 64
 
 
 class TrustedProxies:
@@ -71,7 +73,17 @@ class TenancyMiddleware:
         self.proxies = TrustedProxies(forwarded_allow_ips)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(OPERATOR_PREFIXES):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        # Imported here: request_context imports (through metrics) this module.
+        from app.middleware.request_context import log_fields
+
+        # Every request's, the operator's too: the proxy trust decided here, once.
+        address = source_address(scope, self.proxies)
+        scope[CLIENT_ADDRESS_KEY] = address
+        log_fields(scope)["source_address"] = address
+        if scope["path"].startswith(OPERATOR_PREFIXES):
             await self.app(scope, receive, send)
             return
         directory = self.directory or scope["app"].state.services.directory
@@ -79,6 +91,16 @@ class TenancyMiddleware:
             await directory.refresh()
             view, path = resolve(scope, directory, self.proxies)
         except ServiceError as exc:
+            # Imported here: request_context imports (through metrics) this module.
+            from app.middleware.request_context import log_fields
+
+            # What was looked up, for the canonical line: a 404 here is most often a
+            # request sent to another host or port than the issuer's.
+            log_fields(scope).update(
+                error=exc.error,
+                error_description=exc.description,
+                origin=_seen_origin(scope, self.proxies),
+            )
             await error_response(exc)(scope, receive, send)
             return
         structlog.contextvars.bind_contextvars(tenant_id=view.tenant_id)
@@ -86,6 +108,52 @@ class TenancyMiddleware:
         scope["revocation.route_path"] = scope["path"]
         scope["path"] = path
         await self.app(scope, receive, send)
+
+
+def source_address(scope: Scope, proxies: TrustedProxies) -> str | None:
+    """Where the request comes from: the connection's peer or, when the peer is a trusted
+    proxy, the right-most ``X-Forwarded-For`` entry that is not a trusted proxy itself
+    (entries left of it were written by the client and prove nothing). When every entry
+    is trusted, the left-most. None when the server knows no peer (a Unix socket)."""
+    client = scope.get("client")
+    peer = normal_address(client[0]) if client else None
+    if peer not in proxies:
+        return peer
+    forwarded = [value for name, value in scope["headers"] if name == b"x-forwarded-for"]
+    if not forwarded:
+        return peer
+    # Repeated headers are one list, in order (RFC 9110 section 5.3).
+    entries = [e.strip() for e in b",".join(forwarded).decode("latin-1").split(",")]
+    entries = [e for e in entries if e]
+    for entry in reversed(entries):
+        address = normal_address(entry)
+        if address not in proxies:
+            return address
+    return normal_address(entries[0]) if entries else peer
+
+
+@lru_cache(maxsize=MEMO_LIMIT)
+def normal_address(text: str) -> str:
+    """One spelling per address (``::FFFF:192.0.2.1`` is ``192.0.2.1``); a port some
+    proxies append is dropped; what is no IP address is kept as written, less spaces and
+    64 characters at most: a trusted proxy wrote it."""
+    candidate = text
+    if text.startswith("["):
+        candidate = text[1:].partition("]")[0]
+    elif text.count(":") == 1:
+        candidate = text.partition(":")[0]
+    try:
+        address = ipaddress.ip_address(candidate)
+    except ValueError:
+        return "".join(text.split())[:MAX_ADDRESS]
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return str(mapped or address)
+
+
+def client_address(scope: Scope) -> str | None:
+    """The request's source address, as ``TenancyMiddleware`` resolved it."""
+    address: str | None = scope.get(CLIENT_ADDRESS_KEY)
+    return address
 
 
 def _headers(scope: Scope) -> dict[bytes, str]:
@@ -96,6 +164,16 @@ def _headers(scope: Scope) -> dict[bytes, str]:
                 raise InvalidRequest(f"the {name.decode()} header is repeated")
             out[name] = value.decode("latin-1").strip()
     return out
+
+
+def _seen_origin(scope: Scope, proxies: TrustedProxies) -> str:
+    """The scheme and host a request was matched on (a trusted proxy's forwarded ones)."""
+    try:
+        scheme, host = request_origin(scope, _headers(scope), proxies)
+    except ServiceError:  # a repeated header: the first of each
+        scheme, host = scope.get("scheme", "http"), _server_host(scope)
+        host = next((v.decode("latin-1") for n, v in scope["headers"] if n == b"host"), host)
+    return f"{scheme}://{host}"
 
 
 def request_origin(

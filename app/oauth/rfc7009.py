@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from app.errors import InvalidClient, InvalidRequest, NotFound, UnsupportedTokenType
 from app.oauth import cascade, token_finder
+from app.oauth.abuse_limits import limit_failures
 from app.oauth.endpoint import Exchange, Step, run
 from app.oauth.interception import (
     load_plugins,
@@ -21,6 +22,7 @@ from app.oauth.interception import (
     pre_revoke,
     with_pre_auth,
 )
+from app.oauth.jsonp import read_callback, render_jsonp
 from app.oauth.steps import authenticate_client, parse_form, require_token
 from app.responses import NO_STORE
 
@@ -101,7 +103,8 @@ STEPS: tuple[Step, ...] = (
     ensure_enabled,
     load_plugins,
     parse_form,
-    with_pre_auth(authenticate_client),
+    read_callback,
+    limit_failures(with_pre_auth(authenticate_client)),
     ensure_client_may_revoke,
     require_token,
     read_hint,
@@ -113,7 +116,7 @@ STEPS: tuple[Step, ...] = (
     post_revoke,
     respond,
 )
-FINALLY: tuple[Step, ...] = (map_response,)
+FINALLY: tuple[Step, ...] = (map_response, render_jsonp)
 
 
 async def revocation_endpoint(request: Request) -> Response:

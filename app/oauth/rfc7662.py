@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from app.errors import InsufficientScope, InvalidClient, NotFound
 from app.models import Credential, JwtCredential, TokenType
 from app.oauth import token_finder
+from app.oauth.abuse_limits import limit_failures
 from app.oauth.endpoint import Exchange, Step, run
 from app.oauth.interception import load_plugins, map_response, with_pre_auth
 from app.oauth.steps import authenticate_client, parse_form, require_token
@@ -89,7 +90,7 @@ STEPS: tuple[Step, ...] = (
     ensure_enabled,
     load_plugins,
     parse_form,
-    with_pre_auth(authenticate_client),
+    limit_failures(with_pre_auth(authenticate_client)),
     require_confidential_client,
     require_scope,
     require_token,

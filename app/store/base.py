@@ -139,6 +139,15 @@ class Store(Protocol):
         self, tenant_id: TenantId, token_hash: TokenHash
     ) -> Credential | None: ...
 
+    async def count_token_hashes(
+        self, tenant_id: TenantId, length: int, prefix: bytes, exp_from: int
+    ) -> int:
+        """How many of the tenant's credentials with ``exp`` at or after ``exp_from``
+        (revoked or not) are stored under a token hash of ``length`` bytes that begins
+        with ``prefix``: what is left under one master key (``app.keys`` tags hashes by
+        key version). For key rotation, not the request path: a range of the hash index.
+        """
+
     # --- grants and subjects -----------------------------------------------------------
     async def put_grant(self, grant: Grant) -> None: ...
 
@@ -183,13 +192,48 @@ class Store(Protocol):
         tenant; the tenant's existence is not checked (a record is useless after ``exp``).
         """
 
+    # --- failed client authentication (contract section 7) ------------------------------
+    async def auth_failures(
+        self, tenant_id: TenantId, keys: Sequence[str], window_start: int
+    ) -> list[int]:
+        """How many failures ``record_auth_failure`` counted for each of ``keys`` in the
+        window that starts at ``window_start``, in the order of ``keys`` (0 for none).
+
+        One read for all the keys, on every backend: it is on the path of every request
+        that authenticates a client.
+        """
+
+    async def record_auth_failure(
+        self, tenant_id: TenantId, keys: Sequence[str], window_start: int, window_end: int
+    ) -> None:
+        """Count one failure for each of ``keys`` in the window that starts at
+        ``window_start``: an atomic increment in the store, so that no failure is lost to
+        a concurrent one on any worker or instance.
+
+        Counts are dropped by ``purge_expired`` once ``window_end`` is before its
+        ``before`` (on MongoDB also by a TTL index at ``window_end``) and with their
+        tenant; the tenant's existence is not checked (a count is useless after its
+        window).
+        """
+
+    def auth_failures_stamp(self, tenant_id: TenantId, key: str) -> int | None:
+        """A number, read without a query, that has moved by the time a count of ``key``
+        read as 0 is 0 no longer, whichever process sharing the store counted the
+        failure: on SQLite at once (shared memory every worker writes after its commit);
+        on MongoDB when the count's insert reaches this instance's change stream (about
+        when the writer's acknowledgement reaches the writer). None while the backend
+        cannot tell. While it stays the same, a count of 0 read after it was taken is
+        still 0, so the caller need not read again.
+        """
+
     # --- events ----------------------------------------------------------------------------
     async def list_events(self, tenant_id: TenantId, after: int, limit: int) -> list[Event]:
         """Events with ``id > after``, in id order. Ids grow in commit order per tenant."""
 
     # --- housekeeping ------------------------------------------------------------------
     async def purge_expired(self, before: int) -> int:
-        """Drop credentials, deny entries and assertion ids whose ``exp`` is before ``before``.
+        """Drop credentials, deny entries, assertion ids and failure counts whose ``exp``
+        (a count's: its window's end) is before ``before``.
 
         Called with a retention margin: nothing is dropped while it could be presented.
         """

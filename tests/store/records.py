@@ -28,6 +28,9 @@ from app.types import TenantId
 NOW = 1_700_000_000
 LATER = NOW + 3_600
 
+FAILURE_KEY = "address 192.0.2.1"
+"""A failed client authentication's key, as ``app.oauth.abuse_limits`` builds them."""
+
 AT = TokenType.ACCESS_TOKEN
 RT = TokenType.REFRESH_TOKEN
 DS = TokenType.DEVICE_SECRET
@@ -159,6 +162,7 @@ async def populate(store: Store, tenant_id: TenantId) -> Populated:
     )
     assert outcome.applied
     assert await store.use_assertion_id(tenant_id, "app", "assertion-1", LATER, NOW)
+    await store.record_auth_failure(tenant_id, [FAILURE_KEY], NOW, NOW + 60)
     return Populated(stored, app, key, grant, uploaded)
 
 
@@ -177,6 +181,7 @@ async def assert_populated(store: Store, data: Populated) -> None:
     assert await store.ended_session(tid, "s1") == NOW
     assert await store.subject_clients(tid, "alice", NOW) != []
     assert not await store.use_assertion_id(tid, "app", "assertion-1", LATER, NOW)
+    assert await store.auth_failures(tid, [FAILURE_KEY], NOW) == [1]
 
 
 async def assert_empty(store: Store, tenant_id: TenantId) -> None:
@@ -201,3 +206,4 @@ async def assert_no_data(store: Store, tenant_id: TenantId) -> None:
     assert not await store.is_denied(tenant_id, "jti-1")
     assert await store.ended_session(tenant_id, "s1") is None
     assert await store.subject_clients(tenant_id, "alice", NOW) == []
+    assert await store.auth_failures(tenant_id, [FAILURE_KEY], NOW) == [0]

@@ -29,6 +29,8 @@ MARKS = "not_before_marks"
 DENY_LIST = "deny_list"
 ASSERTION_IDS = "assertion_ids"
 """The ``jti`` of every client assertion (RFC 7523) until its ``exp``: used once only."""
+AUTH_FAILURES = "auth_failures"
+"""Failed client authentications per key and fixed window, until the window's end."""
 EVENTS = "events"
 COUNTERS = "counters"
 DELETED_TENANTS = "deleted_tenants"
@@ -44,6 +46,7 @@ DATA_COLLECTIONS = (
     MARKS,
     DENY_LIST,
     ASSERTION_IDS,
+    AUTH_FAILURES,
     EVENTS,
     COUNTERS,
 )
@@ -114,6 +117,10 @@ INDEXES: dict[str, tuple[Index, ...]] = {
     ),
     ASSERTION_IDS: (
         Index("tenant_client_jti", ("tenant_id", "client_id", "jti"), unique=True),
+        Index("ttl", (EXPIRE_AT,), ttl=True),
+    ),
+    AUTH_FAILURES: (
+        Index("tenant_key_window", ("tenant_id", "key", "window"), unique=True),
         Index("ttl", (EXPIRE_AT,), ttl=True),
     ),
     EVENTS: (Index("tenant_event", ("tenant_id", "id"), unique=True),),

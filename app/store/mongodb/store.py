@@ -16,11 +16,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
-from pymongo import AsyncMongoClient, ReadPreference
+from pymongo import AsyncMongoClient, ReadPreference, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 from pymongo.read_concern import ReadConcern
 
 from app.errors import Conflict, NotFound
@@ -41,7 +41,8 @@ from app.models import (
 from app.store.base import DELETION_PENDING
 from app.store.mongodb import documents as docs
 from app.store.mongodb import plugins, schema
-from app.store.mongodb.errors import is_duplicate_key, translate_errors
+from app.store.mongodb.auth_failures import FailureStamps
+from app.store.mongodb.errors import DUPLICATE_KEY, is_duplicate_key, translate_errors
 from app.store.mongodb.group_commit import GroupCommit
 from app.store.mongodb.registration import register
 from app.store.mongodb.revocation import EVENT_COUNTER, apply_plans, tenant_exists
@@ -68,6 +69,9 @@ PURGE_CHUNK = 5_000
 
 DELETE_CHUNK = 1_000
 """Documents of a deleted tenant's data per transaction."""
+
+RECORD_ATTEMPTS = 3
+"""Rounds of ``record_auth_failure`` against concurrent inserts of the same counts."""
 
 
 def client_options(uri: str) -> dict[str, Any]:
@@ -100,6 +104,7 @@ class MongoStore:
         self._client: AsyncMongoClient[Document] | None = None
         self._database: AsyncDatabase[Document] | None = None
         self._watcher: ConfigWatcher | None = None
+        self._failure_stamps: FailureStamps | None = None
         self._group_commit = GroupCommit(self._apply_revocations, max_batch=REVOCATION_BATCH)
 
     # --- plumbing ------------------------------------------------------------------------
@@ -146,12 +151,16 @@ class MongoStore:
             await client.close()
             raise
         self._client, self._database, self._watcher = client, database, watcher
+        self._failure_stamps = FailureStamps(database[schema.AUTH_FAILURES])
 
     async def close(self) -> None:
         client, watcher = self._client, self._watcher
         self._client = self._database = self._watcher = None
         if watcher is not None:
             await watcher.stop()
+        stamps, self._failure_stamps = self._failure_stamps, None
+        if stamps is not None:
+            await stamps.stop()
         if client is not None:
             await client.close()
 
@@ -457,6 +466,27 @@ class MongoStore:
         )
         return None if doc is None else docs.credential_of(doc)
 
+    @translate_errors
+    async def count_token_hashes(
+        self, tenant_id: TenantId, length: int, prefix: bytes, exp_from: int
+    ) -> int:
+        # MongoDB orders binary values by length first, then by bytes: this range is
+        # exactly the hashes of that length and prefix. Checked again here all the same,
+        # since a server comparing bytes alone would return a superset.
+        rest = length - len(prefix)
+        query = {
+            "tenant_id": tenant_id,
+            "token_hash": {"$gte": prefix + b"\x00" * rest, "$lte": prefix + b"\xff" * rest},
+            "exp": {"$gte": exp_from},
+        }
+        found = self._coll(schema.CREDENTIALS).find(query, {"_id": False, "token_hash": True})
+        return sum(
+            [
+                len(doc["token_hash"]) == length and doc["token_hash"].startswith(prefix)
+                async for doc in found
+            ]
+        )
+
     # --- grants and subjects -----------------------------------------------------------
     @translate_errors
     async def put_grant(self, grant: Grant) -> None:
@@ -576,6 +606,62 @@ class MongoStore:
             raise
         return True
 
+    # --- failed client authentication ------------------------------------------------------
+    @translate_errors
+    async def auth_failures(
+        self, tenant_id: TenantId, keys: Sequence[str], window_start: int
+    ) -> list[int]:
+        if not keys:
+            return []
+        cursor = self._coll(schema.AUTH_FAILURES).find(
+            {"tenant_id": tenant_id, "key": {"$in": list(keys)}, "window": window_start},
+            {"key": True, "count": True, "_id": False},
+        )
+        counts = {doc["key"]: int(doc["count"]) async for doc in cursor}
+        return [counts.get(key, 0) for key in keys]
+
+    @translate_errors
+    async def record_auth_failure(
+        self, tenant_id: TenantId, keys: Sequence[str], window_start: int, window_end: int
+    ) -> None:
+        # One ``$inc`` upsert per key on the unique index, in one round trip. Of two
+        # instances inserting one key at once, the second meets the index: the server
+        # retries such an upsert (all equalities on the index's keys) itself, and one it
+        # did not is sent again, when it finds the document and increments it.
+        expire_at = docs.expire_at(window_end, 0)
+        pending = list(keys)
+        for _ in range(RECORD_ATTEMPTS):
+            updates = [
+                UpdateOne(
+                    {"tenant_id": tenant_id, "key": key, "window": window_start},
+                    {
+                        "$inc": {"count": 1},
+                        "$setOnInsert": {"exp": window_end, schema.EXPIRE_AT: expire_at},
+                    },
+                    upsert=True,
+                )
+                for key in pending
+            ]
+            try:
+                await self._coll(schema.AUTH_FAILURES).bulk_write(updates, ordered=False)
+                break
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if not errors or any(e.get("code") != DUPLICATE_KEY for e in errors):
+                    raise
+                pending = [pending[e["index"]] for e in errors]
+        else:
+            raise Conflict("a failure count kept meeting a concurrent insert")
+        if self._failure_stamps is not None:
+            # This instance's own, at once; the change stream brings the others'.
+            for key in keys:
+                self._failure_stamps.bump(tenant_id, key)
+
+    def auth_failures_stamp(self, tenant_id: TenantId, key: str) -> int | None:
+        if self._failure_stamps is None:
+            return None
+        return self._failure_stamps.read(tenant_id, key)
+
     # --- events ----------------------------------------------------------------------------
     @translate_errors
     async def list_events(self, tenant_id: TenantId, after: int, limit: int) -> list[Event]:
@@ -599,7 +685,12 @@ class MongoStore:
             "exp": {"$lt": before},
         }
         dropped = 0
-        for name in (schema.CREDENTIALS, schema.DENY_LIST, schema.ASSERTION_IDS):
+        for name in (
+            schema.CREDENTIALS,
+            schema.DENY_LIST,
+            schema.ASSERTION_IDS,
+            schema.AUTH_FAILURES,
+        ):
             collection = self._coll(name)
             while True:
                 chunk = collection.find(expired, {"_id": True}).limit(PURGE_CHUNK)

@@ -170,6 +170,19 @@ MIGRATIONS: tuple[Migration, ...] = (
         )""",
         "CREATE INDEX assertion_ids_exp ON assertion_ids (exp)",
     ),
+    (
+        # Failed client authentications per key (client and source address, or source
+        # address) and fixed window; exp is the window's end. A rowid table, for purging.
+        """CREATE TABLE auth_failures (
+            tenant_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            window_start INTEGER NOT NULL,
+            count INTEGER NOT NULL,
+            exp INTEGER NOT NULL,
+            PRIMARY KEY (tenant_id, key, window_start)
+        )""",
+        "CREATE INDEX auth_failures_exp ON auth_failures (exp)",
+    ),
 )
 
 TENANT_TABLES: tuple[str, ...] = (
@@ -183,6 +196,7 @@ TENANT_TABLES: tuple[str, ...] = (
     "not_before",
     "denied",
     "assertion_ids",
+    "auth_failures",
     "events",
     "event_seq",
     "tenants",
@@ -201,6 +215,7 @@ DATA_TABLES: dict[str, str] = {
     "not_before": "kind, key",
     "denied": "rowid",
     "assertion_ids": "rowid",
+    "auth_failures": "rowid",
     "events": "id",
     "event_seq": "tenant_id",
 }

@@ -28,7 +28,7 @@ from app.models import (
     SubjectClient,
     Tenant,
 )
-from app.store.sqlite import connection, plugins, revocation, writes
+from app.store.sqlite import auth_failures, connection, plugins, revocation, writes
 from app.store.sqlite.config_stamp import ConfigStamp
 from app.store.sqlite.connection import open_reader, open_writer
 from app.store.sqlite.errors import closed, translated
@@ -84,6 +84,16 @@ def not_before_query(marks: int) -> str:
     return f"SELECT max(at) FROM ({' UNION ALL '.join([_MARK] * marks)})"  # noqa: S608
 
 
+COUNT_TOKEN_HASHES = """SELECT count(*) FROM credentials WHERE tenant_id = ?
+AND token_hash BETWEEN ? AND ? AND length(token_hash) = ? AND exp >= ?"""
+
+
+def hash_range(length: int, prefix: bytes) -> tuple[bytes, bytes]:
+    """The lowest and highest hash of ``length`` bytes that begins with ``prefix``."""
+    rest = length - len(prefix)
+    return prefix + b"\x00" * rest, prefix + b"\xff" * rest
+
+
 class SqliteStore:
     name = "sqlite"
 
@@ -92,6 +102,7 @@ class SqliteStore:
         self._writer: Writer | None = None
         self._reader: sqlite3.Connection | None = None
         self._config = ConfigStamp(path)
+        self._failure_stamps = auth_failures.FailureStamps(path)
 
     @property
     def writer(self) -> Writer:
@@ -119,6 +130,7 @@ class SqliteStore:
             raise
         self._writer = writer
         self._config.create()
+        self._failure_stamps.open()
 
     async def close(self) -> None:
         writer, reader = self._writer, self._reader
@@ -127,6 +139,7 @@ class SqliteStore:
             await writer.stop()
         if reader is not None:
             reader.close()
+        self._failure_stamps.close()
 
     async def ping(self) -> None:
         if self._writer is None or not self._writer.running:
@@ -277,6 +290,14 @@ class SqliteStore:
         rows = self._rows(writes.FIND_CREDENTIAL, (tenant_id, token_hash))
         return credential_of(rows[0]) if rows else None
 
+    async def count_token_hashes(
+        self, tenant_id: TenantId, length: int, prefix: bytes, exp_from: int
+    ) -> int:
+        low, high = hash_range(length, prefix)
+        rows = self._rows(COUNT_TOKEN_HASHES, (tenant_id, low, high, length, exp_from))
+        count: int = rows[0][0]
+        return count
+
     # --- grants and subjects ------------------------------------------------------------------
 
     async def put_grant(self, grant: Grant) -> None:
@@ -337,6 +358,29 @@ class SqliteStore:
         return await self._write(
             lambda conn: writes.use_assertion_id(conn, tenant_id, client_id, jti, exp, now)
         )
+
+    # --- failed client authentication ------------------------------------------------------
+
+    async def auth_failures(
+        self, tenant_id: TenantId, keys: Sequence[str], window_start: int
+    ) -> list[int]:
+        if not keys:
+            return []
+        rows = self._rows(auth_failures.counts_query(len(keys)), (tenant_id, window_start, *keys))
+        counts = dict(rows)
+        return [counts.get(key, 0) for key in keys]
+
+    async def record_auth_failure(
+        self, tenant_id: TenantId, keys: Sequence[str], window_start: int, window_end: int
+    ) -> None:
+        keys = tuple(keys)
+        await self._write(
+            lambda conn: auth_failures.record(conn, tenant_id, keys, window_start, window_end)
+        )
+        self._failure_stamps.bump(tenant_id, keys)
+
+    def auth_failures_stamp(self, tenant_id: TenantId, key: str) -> int | None:
+        return self._failure_stamps.read(tenant_id, key)
 
     # --- events -------------------------------------------------------------------------------
 

@@ -233,7 +233,7 @@ def use_assertion_id(
 
 # --- housekeeping ----------------------------------------------------------------------
 
-EXPIRING_TABLES = ("credentials", "denied", "assertion_ids")
+EXPIRING_TABLES = ("credentials", "denied", "assertion_ids", "auth_failures")
 """Tables whose rows carry an ``exp`` and are purged after it."""
 
 
