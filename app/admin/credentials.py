@@ -8,6 +8,7 @@ object as ``client_id``. Tokens are kept only as keyed hashes and never echoed.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,6 +24,7 @@ from app.admin.fields import (
 from app.admin.tenants import require_tenant
 from app.errors import FieldError
 from app.models import Credential, RegistrationOutcome, Tenant, TokenType
+from app.oauth import token_finder
 from app.services import Services
 from app.types import TenantId
 
@@ -86,6 +88,13 @@ async def register_credentials(
     for (prefix, _), credential in zip(items, credentials, strict=True):
         if credential.client_id not in registered:
             raise FieldError(f"{prefix}client_id", "is not a registered client of this tenant")
+    if len(services.keys.keys) > 1:
+        # After a master-key rotation a token stored under an older key keeps its hash.
+        tokens = [item["token"] for _, item in items]
+        hashes = await token_finder.registration_hashes(services, tenant, tokens)
+        credentials = [
+            dataclasses.replace(c, token_hash=h) for c, h in zip(credentials, hashes, strict=True)
+        ]
     return await services.store.register_credentials(tenant_id, credentials)
 
 

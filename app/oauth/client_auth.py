@@ -22,7 +22,7 @@ from starlette.requests import Request
 from app.auth_methods import JWT_METHODS, AuthMethod
 from app.directory import TenantView
 from app.errors import InvalidClient, InvalidRequest
-from app.keys import equal
+from app.keys import equal, hash_version
 from app.models import Client, ClientType
 from app.oauth import rfc7523
 from app.services import Services
@@ -171,7 +171,13 @@ async def _secret(a: Attempt) -> None:
     if not a.presented.secret or a.secret_hash is None:
         raise a.refuse("empty client secret")
     stored = a.client.secret_hash
-    if not equal(a.secret_hash, stored or _DUMMY_HASH) or stored is None:
+    given = a.secret_hash
+    if stored is not None and hash_version(stored) != hash_version(given):
+        # Hashed under an older master key (``app.keys``): compare under that key.
+        given = a.services.keys.secret_hash(
+            a.tenant.tenant_id, a.tenant.record.key_salt, a.presented.secret, like=stored
+        )
+    if not equal(given, stored or _DUMMY_HASH) or stored is None:
         raise a.refuse("invalid client secret")
 
 
