@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from app.admin import cli as admin_cli
 from app.config import ServiceConfig
@@ -37,6 +38,22 @@ def parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--max-body-bytes", type=int, default=16 * 1024, help="[16384]")
     serve.add_argument(
+        "--rate-limit-per-client",
+        type=_per_minute,
+        default=10,
+        metavar="N",
+        help="failed client authentications a minute per tenant, client and source address, "
+        "where a tenant sets no rate_limits.per_client_per_minute; 0: no limit [10]",
+    )
+    serve.add_argument(
+        "--rate-limit-per-address",
+        type=_per_minute,
+        default=100,
+        metavar="N",
+        help="failed client authentications a minute per tenant and source address, where a "
+        "tenant sets no rate_limits.per_address_per_minute; 0: no limit [100]",
+    )
+    serve.add_argument(
         "--log-json",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -45,7 +62,30 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info", choices=tuple(LEVELS))
     serve.set_defaults(func=_serve)
     admin_cli.register(commands, add_store_options)
+    top.epilog = "commands:\n" + command_list(commands)
+    top.formatter_class = argparse.RawDescriptionHelpFormatter
     return top
+
+
+def command_list(commands: argparse._SubParsersAction[Any]) -> str:
+    """Every command, subcommands spelt out, with its arguments and help: one a line."""
+    rows = list(_commands(commands, ""))
+    width = max(len(usage) for usage, _ in rows) + 2
+    return "\n".join(f"  {usage:<{width}}{help}" for usage, help in rows)
+
+
+def _commands(commands: argparse._SubParsersAction[Any], prefix: str) -> Iterator[tuple[str, str]]:
+    helps = {action.dest: action.help or "" for action in commands._choices_actions}
+    for name, sub in commands.choices.items():
+        nested = [a for a in sub._actions if isinstance(a, argparse._SubParsersAction)]
+        if nested:
+            yield from _commands(nested[0], f"{prefix}{name} ")
+            continue
+        words = [prefix + name]
+        for action in sub._get_positional_actions():
+            word = str(action.metavar or action.dest).upper()
+            words.append(f"[{word}]" if action.nargs == "?" else word)
+        yield " ".join(words), helps.get(name, "")
 
 
 def add_store_options(p: argparse.ArgumentParser) -> None:
@@ -68,11 +108,24 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         forwarded_allow_ips=tuple(ip.strip() for ip in args.forwarded_allow_ips.split(",")),
         max_body_bytes=args.max_body_bytes,
+        rate_limit_per_client=args.rate_limit_per_client,
+        rate_limit_per_address=args.rate_limit_per_address,
         fetch_allow_private=args.fetch_allow_private or None,
         log_json=args.log_json,
         log_level=args.log_level,
     )
     return serve(config)
+
+
+def _per_minute(text: str) -> int:
+    """A limit a minute: a whole number from 0 (no limit) to 1,000,000."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value <= 1_000_000:
+        raise argparse.ArgumentTypeError("must be between 0 (no limit) and 1000000")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
+from typing import Any
 
 import structlog
 import uvicorn
 
+from app import metrics
 from app.asgi import CONFIG_ENV, encode_config
 from app.bootstrap import open_services, operator_key_path
 from app.config import ADMIN_KEY_ENV, ServiceConfig
+from app.directory import TenantView
 from app.errors import ConfigError, StoreUnavailable
 from app.housekeeping import finish_deletions
+from app.issuers import issuer_path, normalize_issuer
 from app.logging import configure_logging
 from app.services import Services
 from app.tenant_files import load_tenant_files
 
 log = structlog.get_logger("revocation.serve")
+WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}  # noqa: S104
+"""``--host`` values that listen on every address, and one to reach them from here."""
 
 
 async def log_sandbox_layers(services: Services) -> None:
@@ -40,6 +45,10 @@ async def prepare(config: ServiceConfig) -> None:
         if config.tenants_dir is not None:
             loaded = await load_tenant_files(services, config.tenants_dir)
             log.info("tenants_loaded", directory=str(config.tenants_dir), tenants=loaded)
+            await services.directory.refresh()
+            for tenant_id in loaded:
+                if (view := services.directory.tenant(tenant_id)) is not None:
+                    log.info("tenant_urls", **tenant_urls(view, config))
         log.info("operator_plugins", names=sorted(services.plugins.operator_plugins))
         await log_sandbox_layers(services)
     finally:
@@ -47,7 +56,44 @@ async def prepare(config: ServiceConfig) -> None:
         await services.store.close()
     if not os.environ.get(ADMIN_KEY_ENV):
         # The path only: the key itself never reaches a terminal or a log.
-        print(f"Operator admin key: {operator_key_path(config).resolve()}", file=sys.stderr)
+        log.info("operator_admin_key_file", path=str(operator_key_path(config).resolve()))
+
+
+def listening_url(config: ServiceConfig) -> str:
+    """Where a client on this machine reaches the server."""
+    host = WILDCARD_HOSTS.get(config.host, config.host)
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{config.port}"
+
+
+def tenant_urls(view: TenantView, config: ServiceConfig) -> dict[str, Any]:
+    """What ``serve`` tells the operator about a tenant: the URLs it answers on.
+
+    The issuer's own URLs are matched on the request's scheme, Host and path (contract
+    section 3), so they reach this server only when the Host a client sends is the
+    issuer's, which ``--port`` does not change; the header forms work on any host.
+    """
+    here = listening_url(config)
+    paths = ("/token/revoke", "/token/introspect", "/.well-known/openid-configuration")
+    fields: dict[str, Any] = {
+        "tenant_id": view.tenant_id,
+        "issuer_urls": [view.issuer + p for p in paths],
+        "header_urls": [here + p for p in paths],
+        "headers": [f"Tenant-ID: {view.tenant_id}", f"Issuer: {view.settings.issuer}"],
+    }
+    if view.settings.issuer_aliases:
+        fields["issuer_aliases"] = list(view.settings.issuer_aliases)
+    issuer_origin = view.issuers[0].removesuffix(issuer_path(view.issuers[0]))
+    if issuer_origin != normalize_issuer(here):
+        fields["note"] = (
+            f"this server listens on {here}: the issuer_urls reach it only when a request "
+            f"is sent for {issuer_origin} (Host header, or a trusted proxy's "
+            "X-Forwarded-Host); elsewhere use the header_urls with one of the headers"
+        )
+    if not view.settings.enabled:
+        fields["note"] = "disabled: every public endpoint of this tenant answers 404"
+    return fields
 
 
 def serve(config: ServiceConfig) -> int:
@@ -55,12 +101,14 @@ def serve(config: ServiceConfig) -> int:
     try:
         asyncio.run(prepare(config))
     except ConfigError as exc:
-        print(f"revocation-service: {exc}", file=sys.stderr)
+        log.error("start_up_failed", error=str(exc), file=exc.source, at=exc.key)
         return 2
     except StoreUnavailable as exc:
-        print(f"revocation-service: the store is unreachable: {exc}", file=sys.stderr)
+        log.error("start_up_failed", error=f"the store is unreachable: {exc}")
         return 3
     os.environ[CONFIG_ENV] = encode_config(config)
+    if config.workers > 1:
+        metrics.use_multiprocess_dir(config.data_dir / metrics.MULTIPROC_DIR_NAME)
     uvicorn.run(
         "app.asgi:app_factory",
         factory=True,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 from pathlib import Path
 
 import pytest
 
-from app.cli import main
+from app.cli import main, parser
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -54,3 +56,28 @@ def test_tenant_and_client_put_then_read_back(
     code, _, err = run(capsys, "tenant", "put", "beta", "--from-json", '{"issuer": 1}', *data)
     assert code == 1
     assert json.loads(err)["field"] == "issuer"
+
+
+def _leaf_commands(parser: argparse.ArgumentParser, prefix: str = "") -> list[str]:
+    """Every runnable command's words, walked through argparse's subparsers."""
+    groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not groups:
+        return [prefix.strip()]
+    return [
+        leaf
+        for name, sub in groups[0].choices.items()
+        for leaf in _leaf_commands(sub, f"{prefix}{name} ")
+    ]
+
+
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    leaves = _leaf_commands(parser())
+    assert {"serve", "tenant admin-key create", "credential import", "events list"} <= set(leaves)
+    listed = out.split("commands:\n", 1)[1]
+    for leaf in leaves:
+        assert re.search(rf"^  {re.escape(leaf)}\b", listed, re.MULTILINE), leaf
+    assert "credential import TENANT_ID FILE" in listed

@@ -13,7 +13,7 @@ import pytest
 import structlog
 
 from app.logging import configure_logging
-from tests.support.world import SECRET, basic, make_world
+from tests.support.world import OPERATOR, SECRET, basic, make_world
 
 
 @pytest.fixture
@@ -64,3 +64,61 @@ async def test_canonical_line_and_no_secrets(
     cause = next(line for line in lines if line["event"] == "client_auth_failed")
     assert cause["cause"] == "invalid client secret"
     assert cause["client_auth_id"] == bad["client_auth_id"]
+
+
+async def test_a_404_for_no_tenant_names_the_host_and_path_it_saw(
+    http: httpx.AsyncClient, json_logs: Callable[[], list[dict[str, Any]]]
+) -> None:
+    await make_world(http, issuer="http://127.0.0.1:8000/t/acme")
+    json_logs()
+    r = await http.post("http://127.0.0.1:8013/t/acme/token/revoke", data={"token": "x"})
+    assert r.status_code == 404
+    (line,) = [line for line in json_logs() if line["event"] == "request"]
+    assert (line["status"], line["path"], line["origin"]) == (
+        404,
+        "/t/acme/token/revoke",
+        "http://127.0.0.1:8013",
+    )
+    assert line["error_description"] == "no tenant at this URL"
+
+
+async def test_a_400_says_why(
+    http: httpx.AsyncClient, json_logs: Callable[[], list[dict[str, Any]]]
+) -> None:
+    world = await make_world(http)
+    json_logs()
+    no_token = await world.tenant.revoke(None, auth=world.app, token_type_hint="access_token")
+    assert no_token.status_code == 400
+    r = await http.post("/token/revoke", headers={"Tenant-ID": "nobody"})
+    assert r.status_code == 400
+    first, second = [line for line in json_logs() if line["event"] == "request"]
+    assert (first["error"], first["error_description"]) == (
+        "invalid_request",
+        no_token.json()["error_description"],
+    )
+    assert (second["error"], second["error_description"]) == ("invalid_request", "unknown tenant")
+
+
+async def test_an_admin_api_error_says_what_failed(
+    http: httpx.AsyncClient, json_logs: Callable[[], list[dict[str, Any]]]
+) -> None:
+    world = await make_world(http)
+    json_logs()
+    r = await http.patch(
+        "/admin/v1/tenants/acme", json={"revocation": {"cascade": "all"}}, headers=OPERATOR
+    )
+    assert r.status_code == 400
+    r = await http.get("/admin/v1/tenants/acme/clients/nobody", headers=OPERATOR)
+    assert r.status_code == 404
+    r = await http.get("/admin/v1/nothing-here", headers=OPERATOR)
+    assert r.status_code == 404
+    bad, missing, nowhere = [line for line in json_logs() if line["event"] == "request"]
+    assert (bad["status"], bad["error"], bad["field"]) == (
+        400,
+        "invalid_request",
+        "revocation.cascade",
+    )
+    assert bad["error_description"].startswith("must be one of")
+    assert (missing["error"], missing["error_description"]) == ("not_found", "no such client")
+    assert nowhere["error_description"] == "no such admin resource"
+    assert world.tenant.tenant_id == bad["tenant_id"]

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support.server import running_server
 from tests.support.world import basic
@@ -115,3 +119,59 @@ def test_a_broken_tenant_file_stops_start_up(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "bad.toml: revocation.cascade: must be one of" in done.stderr
+
+
+def _readme_block(heading: str) -> str:
+    """The first ``sh`` block after a README heading."""
+    text = (REPO / "README.md").read_text()
+    start = text.index("```sh\n", text.index(heading)) + len("```sh\n")
+    return text[start : text.index("```", start)]
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="the walk-through uses curl")
+def test_serve_on_another_port_logs_its_urls_and_answers_the_walk_through_twice(
+    tmp_path: Path,
+) -> None:
+    args = ["--data-dir", "data", "--tenants", str(REPO / "tenants")]
+    with running_server(args, cwd=tmp_path, env=_env_without_keys()) as server:
+        lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+        (key_line,) = [line for line in lines if line["event"] == "operator_admin_key_file"]
+        assert key_line["path"] == str((tmp_path / "data" / "admin-key").resolve())
+        urls = {line["tenant_id"]: line for line in lines if line["event"] == "tenant_urls"}
+        assert sorted(urls) == ["c2id-demo", "cie-demo", "demo", "spid-demo"]
+        demo = urls["demo"]
+        assert demo["issuer_urls"][0] == "http://127.0.0.1:8000/t/demo/token/revoke"
+        assert demo["header_urls"][0] == f"{server.url}/token/revoke"
+        assert demo["headers"] == ["Tenant-ID: demo", "Issuer: http://127.0.0.1:8000/t/demo"]
+        assert "http://127.0.0.1:8000" in demo["note"]
+
+        walk_through = _readme_block("## Five minutes with curl")
+        for _ in range(2):  # the second run must not lose the secret or reuse tokens
+            done = subprocess.run(
+                ["bash", "-euo", "pipefail", "-c", walk_through],
+                cwd=tmp_path,
+                env={**os.environ, "BASE": server.url},
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert done.returncode == 0, done.stderr
+            out = done.stdout
+            assert '{"registered":2,"duplicates":0}' in out, out
+            assert '{"active":true,' in out, out
+            assert out.count('{"active":false}') == 1, out
+            assert "HTTP/1.1 200 OK" in out, out
+
+        # The issuer's URL on this port is no tenant; the log line says what it saw.
+        r = httpx.post(f"{server.url}/t/demo/token/revoke", data={"token": "x"})
+        assert r.status_code == 404
+        wait_for = time.monotonic() + 10
+        while time.monotonic() < wait_for and '"origin"' not in server.log():
+            time.sleep(0.05)
+        (seen,) = [
+            json.loads(line)
+            for line in server.log().splitlines()
+            if line.startswith("{") and '"status": 404' in line
+        ]
+        assert (seen["origin"], seen["path"]) == (server.url, "/t/demo/token/revoke")

@@ -105,7 +105,12 @@ async def test_secret_from_the_environment_authenticates(
             "clients[0].type",
             "",
         ),
-        ('tenant_id = "x"\nissuer = ', "", "TOML"),
+        (
+            'tenant_id = "x"\nissuer = ',
+            "issuer (line 2, column 9)",
+            "not valid TOML: Invalid value",
+        ),
+        ("[t]\na = 1\n[t]\n", "t (line 3, column 3)", "not valid TOML: Cannot declare"),
     ],
 )
 async def test_errors_name_file_key_and_reason(
@@ -126,8 +131,107 @@ async def test_issuer_clash_between_files(services: Services, tmp_path: Path) ->
     (tmp_path / "b.toml").write_text('tenant_id = "b"\nissuer = "https://SAME.example/"')
     with pytest.raises(ConfigError) as caught:
         await load_tenant_files(services, tmp_path)
+    # Both files and the tenant holding the issuer are named; neither tenant was stored.
     assert caught.value.source.endswith("b.toml")
     assert caught.value.key == "issuer"
+    assert "tenant 'a'" in caught.value.reason
+    assert str(tmp_path / "a.toml") in caught.value.reason
+    assert await services.store.get_tenant("a") is None
+
+
+async def test_alias_clash_with_a_stored_tenant_names_it_and_the_alias(
+    services: Services, tmp_path: Path, http: httpx.AsyncClient
+) -> None:
+    r = await http.put(
+        "/admin/v1/tenants/held", headers=OPERATOR, json={"issuer": "https://held.example"}
+    )
+    assert r.status_code == 201
+    (tmp_path / "a.toml").write_text(
+        'tenant_id = "a"\nissuer = "https://a.example"\n'
+        'issuer_aliases = ["https://a2.example", "https://held.example/"]'
+    )
+    with pytest.raises(ConfigError) as caught:
+        await load_tenant_files(services, tmp_path)
+    assert caught.value.key == "issuer_aliases[1]"
+    assert "tenant 'held'" in caught.value.reason
+    assert "declared in no file" in caught.value.reason
+
+
+async def test_an_issuer_moves_between_tenants_declared_in_the_files(
+    services: Services, tmp_path: Path
+) -> None:
+    (tmp_path / "a.toml").write_text('tenant_id = "a"\nissuer = "https://moving.example"')
+    await load_tenant_files(services, tmp_path)
+    # b.toml sorts after a.toml, but the clash is judged on the tenants as they will be.
+    (tmp_path / "a.toml").write_text('tenant_id = "a"\nissuer = "https://a.example"')
+    (tmp_path / "b.toml").write_text('tenant_id = "b"\nissuer = "https://moving.example"')
+    assert await load_tenant_files(services, tmp_path) == ["a", "b"]
+
+
+async def test_one_tenant_id_in_two_files(services: Services, tmp_path: Path) -> None:
+    (tmp_path / "a.toml").write_text('tenant_id = "x"\nissuer = "https://a.example"')
+    (tmp_path / "b.toml").write_text('tenant_id = "x"\nissuer = "https://b.example"')
+    with pytest.raises(ConfigError) as caught:
+        await load_tenant_files(services, tmp_path)
+    assert (caught.value.source, caught.value.key) == (str(tmp_path / "b.toml"), "tenant_id")
+    assert str(tmp_path / "a.toml") in caught.value.reason
+
+
+async def _snapshot(services: Services) -> tuple[object, ...]:
+    tenants = await services.store.list_tenants()
+    clients = [await services.store.list_clients(t.tenant_id) for t in tenants]
+    return (tenants, clients)
+
+
+async def test_all_or_nothing_when_the_second_file_fails(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BACKEND_SECRET", "from-the-environment-0123")
+    (tmp_path / "a.toml").write_text(
+        'tenant_id = "a"\nissuer = "https://a.example"\n'
+        '[[clients]]\nclient_id = "spa"\ntype = "public"\ntoken_endpoint_auth_method = "none"\n'
+    )
+    await load_tenant_files(services, tmp_path)
+    before = await _snapshot(services)
+    # a.toml changes its tenant and adds a client and a new tenant comes first; then
+    # z.toml is wrong: nothing of the three files reaches the store.
+    (tmp_path / "0-new.toml").write_text('tenant_id = "new"\nissuer = "https://new.example"')
+    (tmp_path / "a.toml").write_text(
+        'tenant_id = "a"\nissuer = "https://a.example"\n[revocation]\ncascade = "token"\n'
+        '[[clients]]\nclient_id = "spa"\ntype = "public"\ntoken_endpoint_auth_method = "none"\n'
+        '[[clients]]\nclient_id = "backend"\ntype = "confidential"\n'
+        'client_secret = { env = "BACKEND_SECRET" }\n'
+    )
+    (tmp_path / "z.toml").write_text('tenant_id = "z"\nissuer = "https://z.example"\nenabled = 1')
+    with pytest.raises(ConfigError) as caught:
+        await load_tenant_files(services, tmp_path)
+    assert (caught.value.source, caught.value.key) == (str(tmp_path / "z.toml"), "enabled")
+    assert await _snapshot(services) == before
+
+
+async def test_a_failed_write_puts_back_what_earlier_files_wrote(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "a.toml").write_text('tenant_id = "a"\nissuer = "https://a.example"')
+    await load_tenant_files(services, tmp_path)
+    before = await _snapshot(services)
+    (tmp_path / "a.toml").write_text(
+        'tenant_id = "a"\nissuer = "https://a.example"\n[revocation]\ncascade = "token"\n'
+    )
+    (tmp_path / "b.toml").write_text(
+        'tenant_id = "b"\nissuer = "https://b.example"\n'
+        '[[clients]]\nclient_id = "spa"\ntype = "public"\ntoken_endpoint_auth_method = "none"\n'
+    )
+    put_client = services.store.put_client
+
+    async def unreachable(client: object) -> None:  # the store goes away at b's client
+        raise StoreUnavailable("gone")
+
+    monkeypatch.setattr(services.store, "put_client", unreachable)
+    with pytest.raises(StoreUnavailable):
+        await load_tenant_files(services, tmp_path)
+    monkeypatch.setattr(services.store, "put_client", put_client)
+    assert await _snapshot(services) == before
 
 
 async def test_start_up_finishes_a_deletion_left_half_done_before_loading_files(

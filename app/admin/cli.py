@@ -3,7 +3,8 @@
 Each opens the store named by ``--data-dir`` / ``--mongodb-uri``, runs the same operation
 as the admin API, prints the same JSON to stdout (nothing for a delete) and exits 0; on an
 error it prints the OAuth error JSON to stderr and exits 1. JSON input comes from a file,
-``-`` (stdin) or ``--from-json``.
+``-`` (stdin) or ``--from-json``. ``credential import`` (a file of any size, batched,
+resumable, also through a running service's admin API) is ``app.admin.credential_import``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,17 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeAlias
 
-from app.admin import admin_keys, clients, credentials, events, plugins, tenants
+from app.admin import (
+    admin_keys,
+    backup,
+    clients,
+    credential_import,
+    credentials,
+    events,
+    key_rotation,
+    plugins,
+    tenants,
+)
 from app.admin.http import parse_json
 from app.admin.representations import (
     admin_key_json,
@@ -73,13 +84,21 @@ def register(
     add(k, "delete", _key_delete, "revoke a key", "tenant_id", "key_id")
 
     c = group(commands, "client", "a tenant's clients")
-    add(c, "put", _client_put, "register or replace", "tenant_id", "client_id", body=True)
+    add(c, "put", _client_put, "register or replace a client", "tenant_id", "client_id", body=True)
     add(c, "get", _client_get, "show a client (never its secret)", "tenant_id", "client_id")
     add(c, "list", _client_list, "list a tenant's clients", "tenant_id")
     add(c, "delete", _client_delete, "delete a client", "tenant_id", "client_id")
 
     r = group(commands, "credential", "issued credentials")
-    add(r, "register", _credential_register, "one object or a list", "tenant_id", body=True)
+    add(
+        r, "register", _credential_register, "register one object or a list", "tenant_id", body=True
+    )
+    p = r.add_parser(
+        "import", help="register a JSON Lines or CSV file of any size (batched, resumable)"
+    )
+    add_store_options(p)
+    credential_import.add_arguments(p)
+    p.set_defaults(func=credential_import.main)
 
     g = group(commands, "plugin", "a tenant's uploaded interception plugins")
     p = add(g, "put", _plugin_put, "upload a new version (Python source)", "tenant_id", "name")
@@ -96,6 +115,37 @@ def register(
     p = add(e, "list", _events_list, "events after a cursor, in order", "tenant_id")
     p.add_argument("--after", default=None, help="the last event id seen [from the start]")
     p.add_argument("--limit", default=None, help=f"at most this many [{events.DEFAULT_LIMIT}]")
+
+    register_keys(commands, add_store_options)
+    backup.register(commands, add_store_options)
+
+
+def register_keys(
+    commands: argparse._SubParsersAction[Any],
+    add_store_options: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    """``keys``: the master key ring (``app.admin.key_rotation``, docs/OPERATIONS.md)."""
+    group: argparse.ArgumentParser = commands.add_parser(
+        "keys", help="the master keys: list, rotate, retire"
+    )
+    actions: Group = group.add_subparsers(dest="keys_action", required=True, metavar="ACTION")
+
+    def add(name: str, action: Action, help: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = actions.add_parser(name, help=help)
+        add_store_options(p)
+        p.set_defaults(func=lambda args: asyncio.run(_run(action, args)))
+        return p
+
+    add("list", _keys_list, "the key ring, and what each key still hashes or seals")
+    p = add("rotate", _keys_rotate, "make a new (or the staged) key current, re-seal secrets")
+    p.add_argument(
+        "--stage",
+        action="store_true",
+        help="only add the next key, for lookups: deploy it everywhere, then rotate",
+    )
+    p = add("retire", _keys_retire, "drop a retired key once nothing stored needs it")
+    p.add_argument("key_id", type=int)
+    add("reseal", _keys_reseal, "seal client_secret_jwt secrets under the current key")
 
 
 def _read_json(args: argparse.Namespace) -> Any:
@@ -246,3 +296,19 @@ async def _events_list(s: Services, args: argparse.Namespace) -> Any:
     after, limit = events.parse_after(args.after), events.parse_limit(args.limit)
     found, next_cursor = await events.list_events(s, args.tenant_id, after, limit)
     return events_json(found, next_cursor)
+
+
+async def _keys_list(s: Services, args: argparse.Namespace) -> Any:
+    return await key_rotation.list_keys(s, s.clock())
+
+
+async def _keys_rotate(s: Services, args: argparse.Namespace) -> Any:
+    return await key_rotation.rotate(s, stage=args.stage, now=s.clock())
+
+
+async def _keys_retire(s: Services, args: argparse.Namespace) -> Any:
+    return await key_rotation.retire(s, args.key_id, s.clock())
+
+
+async def _keys_reseal(s: Services, args: argparse.Namespace) -> Any:
+    return await key_rotation.reseal(s)

@@ -17,7 +17,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Router
 from starlette.types import Receive, Scope, Send
 
-from app.errors import InvalidRequest, NotFound
+from app.errors import FieldError, InvalidRequest, NotFound, ServiceError
+from app.middleware.request_context import log_fields
 from app.request_body import read_body
 from app.responses import NO_STORE, error_response
 
@@ -42,7 +43,19 @@ class RawPathRouter:
 
 
 async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
-    await error_response(NotFound("no such admin resource"))(scope, receive, send)
+    await error_answer(scope, NotFound("no such admin resource"))(scope, receive, send)
+
+
+def error_answer(scope: Scope, exc: ServiceError) -> Response:
+    """The error's response; what failed (the error, its description, the field) goes
+    into the request's canonical log line."""
+    fields = log_fields(scope)
+    fields["error"] = exc.error
+    if exc.description:
+        fields["error_description"] = exc.description
+    if isinstance(exc, FieldError):
+        fields["field"] = exc.field
+    return error_response(exc)
 
 
 def path_params(request: Request) -> dict[str, str]:

@@ -30,6 +30,7 @@ from app.admin.auth import Principal, authenticate, authorize, check_settings_pa
 from app.admin.fields import as_object
 from app.admin.http import (
     RawPathRouter,
+    error_answer,
     json_response,
     no_content,
     path_params,
@@ -50,7 +51,6 @@ from app.admin.representations import (
 from app.errors import ServiceError
 from app.middleware.request_context import log_fields
 from app.plugins.uploads import MAX_SOURCE_BYTES
-from app.responses import error_response
 from app.services import Services
 
 
@@ -269,7 +269,7 @@ def resource(path: str, methods: dict[str, tuple[Handler, bool]]) -> Route:
             authorize(principal, tenant_id, tenant_key=tenant_key)
             return await handler(Call(request, services, principal, params))
         except ServiceError as exc:
-            return error_response(exc)
+            return error_answer(request.scope, exc)
 
     return Route(path, endpoint, methods=list(methods))
 

@@ -139,6 +139,10 @@ async def run(exchange: Exchange, steps: Sequence[Step], finally_: Sequence[Step
 
 def render_error(exchange: Exchange, exc: ServiceError) -> Response:
     exchange.log(error=exc.error)
+    if exc.description and not isinstance(exc, InvalidClient):
+        # Why, in the canonical line. A failed authentication's description is generic
+        # on purpose; its cause goes to the client_auth_failed line below.
+        exchange.log(error_description=exc.description)
     if isinstance(exc, InvalidClient):
         client_auth_id = secrets.token_urlsafe(12)
         log.warning(
