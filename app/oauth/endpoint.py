@@ -76,17 +76,24 @@ class Exchange:
         and again only when the client or the credential is new since."""
         cached = self.context
         client, credential = self.client, self.credential
-        if cached is not None and self.context_for == (client, credential):
+        # Identity, not equality: comparing the records field by field costs more than
+        # the context.
+        known_client, known_credential = self.context_for
+        if cached is not None and known_client is client and known_credential is credential:
             return cached
         self.context_for = (client, credential)
+        client_info = ClientInfo.of(client.client, client.method) if client else None
+        credential_info = CredentialInfo.of(credential) if credential else None
         if cached is None:
-            cached = HookContext(
+            self.context = HookContext(
                 self.tenant.tenant_id,
                 self.tenant.issuer,
                 self.endpoint,
                 self.now,
                 public_params(self.form),
                 presented_auth(self.request, self.form),
+                client_info,
+                credential_info,
                 # A partial, not a bound method: a context that points back at the exchange
                 # holding it is a reference cycle per request, left to the garbage collector.
                 trusted=TrustedAccess(
@@ -94,18 +101,19 @@ class Exchange:
                     partial(find_credential_info, self.services, self.tenant),
                 ),
             )
-        self.context = HookContext(
-            cached.tenant_id,
-            cached.issuer,
-            cached.endpoint,
-            cached.now,
-            cached.params,
-            cached.presented_auth,
-            ClientInfo.of(client.client, client.method) if client else None,
-            CredentialInfo.of(credential) if credential else None,
-            cached.config,
-            cached.trusted,
-        )
+        else:
+            self.context = HookContext(
+                cached.tenant_id,
+                cached.issuer,
+                cached.endpoint,
+                cached.now,
+                cached.params,
+                cached.presented_auth,
+                client_info,
+                credential_info,
+                cached.config,
+                cached.trusted,
+            )
         return self.context
 
 

@@ -68,10 +68,17 @@ async def map_response(x: Exchange) -> None:
     body = json.loads(bytes(response.body)) if response.body else None
     view = ResponseView(response.status_code, body if isinstance(body, dict) else None)
     added = await x.interception.response_mapping(x.hook_context(), view)
+    replaced: dict[bytes, bytes] = {}
     if added.attributes and (view.body is not None or not response.body):
-        merged = {**added.attributes, **(view.body or {})}
-        response.body = json.dumps(merged, ensure_ascii=False, separators=(",", ":")).encode()
-        response.headers["content-type"] = "application/json"
-        response.headers["content-length"] = str(len(response.body))
+        response.body = _encode({**added.attributes, **(view.body or {})}).encode()
+        replaced[b"content-type"] = b"application/json"
+        replaced[b"content-length"] = str(len(response.body)).encode()
     for name, value in added.headers.items():
-        response.headers[name] = value
+        replaced[name.lower().encode("latin-1")] = value.encode("latin-1")
+    if replaced:
+        # One pass over the raw headers (MutableHeaders rebuilds them on every set).
+        kept = [(k, v) for k, v in response.raw_headers if k not in replaced]
+        response.raw_headers = [*kept, *replaced.items()]
+
+
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from app.models import (
     ByClient,
@@ -31,8 +31,7 @@ SECRET_PARAMS = frozenset({"token", "client_secret", "client_assertion"})
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
-@dataclass(frozen=True, slots=True)
-class ClientInfo:
+class ClientInfo(NamedTuple):
     client_id: str
     type: str
     auth_method: str
@@ -51,8 +50,7 @@ class ClientInfo:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class CredentialInfo:
+class CredentialInfo(NamedTuple):
     """The found credential's metadata (never the token or its hash)."""
 
     type: str
@@ -102,7 +100,7 @@ class TrustedAccess:
     find_credential: Callable[[str], Awaitable[CredentialInfo | None]]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HookContext:
     tenant_id: str
     issuer: str
@@ -172,8 +170,7 @@ def selector_wire(selector: Selector) -> JSON:
             return {"by": "session", "device_session_id": device_session_id, "types": sorted(types)}
 
 
-@dataclass(frozen=True, slots=True)
-class PlanView:
+class PlanView(NamedTuple):
     """What a revocation would take down, as ``pre_revoke`` sees it."""
 
     plan: RevocationPlan
@@ -218,8 +215,7 @@ class OutcomeView:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class ResponseView:
+class ResponseView(NamedTuple):
     status: int
     body: JSON | None
 

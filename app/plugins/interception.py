@@ -144,12 +144,11 @@ class Interception:
         attributes: dict[str, Any] = {}
         headers: dict[str, str] = {}
         for bound in self.with_hook("response_mapping"):
-            body = view.body if not attributes else {**attributes, **(view.body or {})}
+            merged = view.body if not attributes else {**attributes, **(view.body or {})}
+            seen = view if not attributes else view._replace(body=merged)
             try:
                 added = decide_response(
-                    await self._invoke(
-                        bound, "response_mapping", ctx, response=replace(view, body=body)
-                    )
+                    await self._invoke(bound, "response_mapping", ctx, response=seen)
                 )
             except (PluginFailed, InvalidDecision) as failure:
                 if not await self._failed(
@@ -173,7 +172,8 @@ class Interception:
         try:
             return await self.host.invoke(self.tenant.tenant_id, bound, hook, ctx, **args)
         finally:
-            elapsed_ms = round((perf_counter() - started) * 1000, 3)
+            # Milliseconds to the microsecond (``round`` costs several times as much).
+            elapsed_ms = int((perf_counter() - started) * 1_000_000) / 1000
             self.log_fields.setdefault("plugin_calls", []).append((bound.name, hook, elapsed_ms))
 
     @staticmethod
