@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from app.admin.clients import client_from_json
-from app.admin.tenants import KEY_SALT_BYTES, check_tenant_id, issuers_of
+from app.admin.tenants import check_tenant_id, issuers_of, tenant_record
 from app.errors import ConfigError, Conflict, FieldError
 from app.issuers import normalize_issuer
 from app.models import Client, Tenant
@@ -92,14 +92,7 @@ async def _plan_tenant(
     if existing is not None and existing.settings == settings:
         record = existing
     else:
-        now = services.clock()
-        record = Tenant(
-            tenant_id=tenant_id,
-            settings=settings,
-            key_salt=existing.key_salt if existing else os.urandom(KEY_SALT_BYTES),
-            created_at=existing.created_at if existing else now,
-            updated_at=now,
-        )
+        record = tenant_record(tenant_id, settings, existing, services.clock())
     plan = _Plan(source, record, existing, clients)
     plan.clients = await _plan_clients(services, plan)
     return plan

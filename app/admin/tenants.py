@@ -51,17 +51,22 @@ def issuers_of(settings: Mapping[str, Any]) -> list[str]:
     return [normalize_issuer(u) for u in (settings["issuer"], *settings.get("issuer_aliases", []))]
 
 
-async def store_tenant(
-    services: Services, tenant_id: TenantId, settings: JSON, existing: Tenant | None
-) -> Tenant:
-    now = services.clock()
-    record = Tenant(
+def tenant_record(tenant_id: TenantId, settings: JSON, existing: Tenant | None, now: int) -> Tenant:
+    """The record to store: a new tenant gets a fresh key salt, an existing one keeps its
+    salt (its stored hashes stay valid) and its creation time."""
+    return Tenant(
         tenant_id=tenant_id,
         settings=settings,
         key_salt=existing.key_salt if existing else os.urandom(KEY_SALT_BYTES),
         created_at=existing.created_at if existing else now,
         updated_at=now,
     )
+
+
+async def store_tenant(
+    services: Services, tenant_id: TenantId, settings: JSON, existing: Tenant | None
+) -> Tenant:
+    record = tenant_record(tenant_id, settings, existing, services.clock())
     try:
         return await services.store.put_tenant(record, issuers_of(settings))
     finally:
