@@ -63,7 +63,7 @@ def create_app(
 
 def middleware(config: ServiceConfig) -> list[Middleware]:
     return [
-        Middleware(RequestContextMiddleware),
+        Middleware(RequestContextMiddleware, count=config.metrics),
         Middleware(TenancyMiddleware, forwarded_allow_ips=config.forwarded_allow_ips),
         Middleware(CorsMiddleware),
     ]

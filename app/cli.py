@@ -31,6 +31,11 @@ def parser() -> argparse.ArgumentParser:
         help="proxies whose X-Forwarded-* headers count, comma-separated, or * [127.0.0.1]",
     )
     serve.add_argument(
+        "--no-metrics",
+        action="store_true",
+        help="do not count requests for /metrics (a baseline for benchmarks) [counted]",
+    )
+    serve.add_argument(
         "--fetch-allow-private",
         action="store_true",
         help="let key-set URLs reach loopback and private addresses (or set "
@@ -111,6 +116,7 @@ def _serve(args: argparse.Namespace) -> int:
         rate_limit_per_client=args.rate_limit_per_client,
         rate_limit_per_address=args.rate_limit_per_address,
         fetch_allow_private=args.fetch_allow_private or None,
+        metrics=not args.no_metrics,
         log_json=args.log_json,
         log_level=args.log_level,
     )

@@ -24,6 +24,9 @@ class ServiceConfig:
     workers: int = 1
     forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1",)
     max_body_bytes: int = 16 * 1024
+    metrics: bool = True
+    """``serve --no-metrics``: requests are not counted (``/metrics`` shows only what the
+    stores count); a baseline for ``scripts/bench.py --operations``."""
     fetch_allow_private: bool = False
     """Whether URLs that tenants give (key sets) may reach loopback and private addresses."""
     rate_limit_per_client: int = 10

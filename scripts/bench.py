@@ -241,6 +241,7 @@ def start_service(
     workers: int,
     log_level: str,
     mongodb_uri: str | None,
+    extra_args: Sequence[str] = (),
 ) -> tuple[Child, int]:
     port = free_port()
     argv = [
@@ -250,6 +251,7 @@ def start_service(
     ]  # fmt: skip
     if mongodb_uri:
         argv += ["--mongodb-uri", mongodb_uri]
+    argv += extra_args
     child = spawn(children, "revocation-service", argv, tmp / "service.log", cwd=tmp, env=env)
     wait_http_ok(child, "127.0.0.1", port)
     return child, port
@@ -470,12 +472,30 @@ class Phase:
     tenant_suffix: str
     enabled: list[dict[str, Any]] = field(default_factory=list)
     upload: bytes | None = None
+    service_args: tuple[str, ...] | None = None
+    """``--operations``: the phase runs on a service started afresh with these flags."""
 
 
 PLUGIN_PHASES = (
     Phase("no plugin", ""),
     Phase("3 in-process plugins", "-inproc", IN_PROCESS_PLUGINS),
     Phase("1 sandboxed pre_revoke", "-sandbox", [{"name": "noop"}], SANDBOXED_PRE_REVOKE),
+)
+
+
+OPERATIONS_PHASES = (
+    Phase(
+        "metrics and limits off",
+        "",
+        service_args=(
+            "--no-metrics",
+            "--rate-limit-per-client",
+            "0",
+            "--rate-limit-per-address",
+            "0",
+        ),
+    ),
+    Phase("metrics and limits on", "-ops", service_args=()),
 )
 
 
@@ -993,6 +1013,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "sandboxed pre_revoke (the same tokens registered in each)",
     )
     p.add_argument(
+        "--operations",
+        action="store_true",
+        help="two phases, each on a service of its own: metrics and abuse limits off "
+        "(--no-metrics, --rate-limit-per-* 0), then on (issue 9's cost, in one run)",
+    )
+    p.add_argument(
         "--client-auth",
         choices=("client_secret_basic", "private_key_jwt"),
         default="client_secret_basic",
@@ -1021,6 +1047,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         p.error("--tokens must be at least --requests: every request revokes its own token")
     if min(args.requests, args.concurrency, args.workers) < 1 or args.warmup < 0:
         p.error("--requests, --concurrency and --workers must be positive")
+    if args.operations and (args.url or args.plugins):
+        p.error("--operations starts its own services: not with --url or --plugins")
     if args.url:
         if not args.admin_key:
             p.error("--url needs --admin-key (or REVOCATION_ADMIN_KEY)")
@@ -1120,11 +1148,28 @@ def run(args: argparse.Namespace, tmp: Path, children: list[Child]) -> int:
     admin = Admin(host, port, key)
     results: list[Figures] = []
     events = taken = None
-    phases = PLUGIN_PHASES if args.plugins else PLUGIN_PHASES[:1]
+    phases: tuple[Phase, ...] = PLUGIN_PHASES if args.plugins else PLUGIN_PHASES[:1]
+    if args.operations:
+        phases = OPERATIONS_PHASES
     jose = Jose.of(args)
     extras: tuple[list[str] | None, list[str] | None] = (None, None)
     try:
         for phase in phases:
+            if phase.service_args is not None:
+                # A service of its own for this phase, on the same store directory.
+                measured[0].stop()
+                service, port = start_service(
+                    children,
+                    tmp,
+                    env,
+                    workers=args.workers,
+                    log_level=args.log_level,
+                    mongodb_uri=mongodb_uri,
+                    extra_args=phase.service_args,
+                )
+                measured[0] = service
+                admin = Admin(host, port, key)
+                print(f"service for {phase.name!r}: {' '.join(service.argv)}")
             phase_tenant = tenant_id + phase.tenant_suffix
             secret = setup_tenant(admin, phase_tenant, args.cascade, jose)
             enable_plugins(admin, phase_tenant, phase)
@@ -1156,7 +1201,7 @@ def run(args: argparse.Namespace, tmp: Path, children: list[Child]) -> int:
             name = f"revocation ({args.store if not args.url else 'url'})"
             results.append(
                 measure(
-                    f"{name}, {phase.name}" if args.plugins else name,
+                    f"{name}, {phase.name}" if args.plugins or args.operations else name,
                     host,
                     port,
                     head,
@@ -1214,13 +1259,13 @@ def run(args: argparse.Namespace, tmp: Path, children: list[Child]) -> int:
     print_table(results)
     bare_figures = results[-1] if not args.no_bare else None
     ratio = results[0].rps / bare_figures.rps if bare_figures else None
-    if args.plugins:
+    if args.plugins or args.operations:
         base = results[0]
         for f in results[1 : len(phases)]:
             print(
                 f"{f.target}: {f.rps / base.rps - 1:+.1%} throughput, "
                 f"p50 {f.p50_ms - base.p50_ms:+.2f} ms, p99 {f.p99_ms - base.p99_ms:+.2f} ms "
-                "against no plugin"
+                f"against {base.target.split(', ')[-1]}"
             )
     if ratio is not None:
         if args.url or args.store != "sqlite":

@@ -441,3 +441,28 @@ async def test_two_workers_are_summed_whichever_answers(
             os.close(pidfd)
         await revocations(ROUND)
         assert await counted() == [sent + ROUND] * 3
+
+
+async def test_a_service_without_metrics_counts_no_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``serve --no-metrics`` (the baseline of ``bench.py --operations``): requests still
+    get their log line, and nothing is counted."""
+    from starlette.responses import PlainTextResponse
+
+    from app.application import middleware
+    from app.middleware.request_context import RequestContextMiddleware
+
+    observed: list[int] = []
+    monkeypatch.setattr(metrics, "observe", lambda scope, fields, status, s: observed.append(1))
+    endpoint = PlainTextResponse("ok")
+    for count in (False, True):
+        app = RequestContextMiddleware(endpoint, count=count)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            assert (await client.get("/anything")).status_code == 200
+    assert observed == [1]
+    off = ServiceConfig(metrics=False)
+    assert [m.kwargs for m in middleware(off) if m.cls is RequestContextMiddleware] == [
+        {"count": False}
+    ]

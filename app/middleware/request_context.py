@@ -28,8 +28,10 @@ def log_fields(scope: Scope) -> dict[str, Any]:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, count: bool = True) -> None:
         self.app = app
+        self.count = count
+        """Whether requests feed the metrics (``serve --no-metrics``: they do not)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,7 +77,8 @@ class RequestContextMiddleware:
                 duration_ms=round(elapsed * 1000, 3),
                 **fields,
             )
-            metrics.observe(scope, fields, status, elapsed)
+            if self.count:
+                metrics.observe(scope, fields, status, elapsed)
 
 
 def _incoming_request_id(scope: Scope) -> str | None:
