@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ADMIN_KEY_ENV = "REVOCATION_ADMIN_KEY"
 ADMIN_KEY_FILE = "admin-key"
@@ -40,6 +41,17 @@ class ServiceConfig:
     """None: JSON lines unless stderr is a terminal."""
     log_level: str = "info"
     extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def for_store_commands(cls, args: Any) -> ServiceConfig:
+        """The configuration of a command that works on the store directly: the options
+        ``app.cli.add_store_options`` defines (``MONGODB_URI`` when no URI is given)."""
+        return cls.from_env(
+            data_dir=Path(args.data_dir),
+            tenants_dir=None,
+            plugins_dir=Path(args.plugins_dir),
+            mongodb_uri=args.mongodb_uri,
+        )
 
     @classmethod
     def from_env(cls, **overrides: object) -> ServiceConfig:

@@ -223,13 +223,20 @@ def validate(settings: Mapping[str, Any], prefix: str = "") -> JSON:
     return out
 
 
-def lookup(settings: Mapping[str, Any], path: str) -> Any:
+def explicit(settings: Mapping[str, Any], path: str) -> Any:
+    """What the tenant set at ``path``, or None where it set nothing (stored settings
+    never hold None: ``validate`` drops it)."""
     node: Any = settings
     for part in path.split("."):
         if not isinstance(node, Mapping) or part not in node:
-            return FIELDS[path].default
+            return None
         node = node[part]
     return node
+
+
+def lookup(settings: Mapping[str, Any], path: str) -> Any:
+    value = explicit(settings, path)
+    return FIELDS[path].default if value is None else value
 
 
 def effective(settings: Mapping[str, Any]) -> JSON:
@@ -272,8 +279,10 @@ class TenantSettings:
     plugins: tuple[JSON, ...]
     failure_mode_pre: str
     failure_mode_post: str
-    per_client_per_minute: int
-    per_address_per_minute: int
+    per_client_per_minute: int | None
+    """None where the tenant sets none: the service's ``--rate-limit-per-client`` applies
+    (the settings' default of 10 is that flag's default)."""
+    per_address_per_minute: int | None
 
     @classmethod
     def of(cls, settings: Mapping[str, Any]) -> TenantSettings:
@@ -305,8 +314,8 @@ class TenantSettings:
             plugins=tuple(get("plugins.enabled")),
             failure_mode_pre=get("plugins.failure_mode.pre"),
             failure_mode_post=get("plugins.failure_mode.post"),
-            per_client_per_minute=get("rate_limits.per_client_per_minute"),
-            per_address_per_minute=get("rate_limits.per_address_per_minute"),
+            per_client_per_minute=explicit(settings, "rate_limits.per_client_per_minute"),
+            per_address_per_minute=explicit(settings, "rate_limits.per_address_per_minute"),
         )
 
     def all_issuers(self) -> list[str]:

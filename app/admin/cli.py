@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -169,12 +168,7 @@ def _read_file(name: str) -> bytes:
 
 
 async def _run(action: Action, args: argparse.Namespace) -> int:
-    config = ServiceConfig(
-        data_dir=Path(args.data_dir),
-        tenants_dir=None,
-        plugins_dir=Path(args.plugins_dir),
-        mongodb_uri=args.mongodb_uri or os.environ.get("MONGODB_URI"),
-    )
+    config = ServiceConfig.for_store_commands(args)
     try:
         services = await open_services(config)
     except ConfigError as exc:

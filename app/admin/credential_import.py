@@ -61,15 +61,7 @@ from urllib.parse import quote
 import httpx
 
 from app.admin import credentials
-from app.admin.fields import (
-    MAX_ID,
-    MAX_TEXT,
-    as_object,
-    integer,
-    reject_unknown,
-    required_string,
-    string,
-)
+from app.admin.fields import as_object
 from app.admin.tenants import require_tenant
 from app.bootstrap import open_services
 from app.config import ADMIN_KEY_ENV, ServiceConfig
@@ -249,21 +241,12 @@ def _not_utf8(text: str) -> bool:
 
 
 def check(item: Mapping[str, Any]) -> FieldError | None:
-    """The admin API's rules for one credential's fields (``app.admin.credentials``),
-    checked here so that a bad line costs no request; what needs the store (the client
-    exists, the token is not registered with other fields) is left to the API."""
+    """The admin API's own rules for one credential's fields
+    (``credentials.check_fields``), checked here so that a bad line costs no request;
+    what needs the store (the client exists, the token is not registered with other
+    fields) is left to the API."""
     try:
-        as_object(item)
-        reject_unknown(item, credentials.FIELDS)
-        required_string(item, "token", max_length=MAX_TEXT)
-        if item.get("type") not in credentials.TOKEN_TYPES:
-            raise FieldError("type", f"must be one of: {', '.join(credentials.TOKEN_TYPES)}")
-        integer(item, "exp", required=True)
-        required_string(item, "client_id", max_length=MAX_ID)
-        for name in ("sub", "grant_id", "device_session_id"):
-            string(item, name, max_length=MAX_ID)
-        string(item, "scope", max_length=MAX_TEXT, empty=True)
-        integer(item, "iat")
+        credentials.check_fields(as_object(item))
     except FieldError as exc:
         return exc
     return None
@@ -783,12 +766,7 @@ async def _target(options: Options, args: argparse.Namespace) -> Target:
         if not key:
             raise ImportStopped(f"--url needs --admin-key or {ADMIN_KEY_ENV}")
         return HttpTarget(args.url, key, options.tenant_id)
-    config = ServiceConfig(
-        data_dir=Path(args.data_dir),
-        tenants_dir=None,
-        plugins_dir=Path(args.plugins_dir),
-        mongodb_uri=args.mongodb_uri or os.environ.get("MONGODB_URI"),
-    )
+    config = ServiceConfig.for_store_commands(args)
     try:
         services = await open_services(config)
     except (ConfigError, ServiceError) as exc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from app.admin.fields import (
     MAX_ID,
@@ -53,9 +53,23 @@ def _items(body: Any) -> list[tuple[str, Mapping[str, Any]]]:
     return [("", as_object(body))]
 
 
-def _credential(
-    services: Services, tenant: Tenant, item: Mapping[str, Any], prefix: str
-) -> Credential:
+class CredentialFields(NamedTuple):
+    """One credential's fields, checked; the token still in clear."""
+
+    token: str
+    type: TokenType
+    client_id: str
+    exp: int
+    sub: str | None
+    grant_id: str | None
+    device_session_id: str | None
+    scope: str | None
+    iat: int | None
+
+
+def check_fields(item: Mapping[str, Any], prefix: str = "") -> CredentialFields:
+    """The field rules of one credential (``FieldError`` naming the first wrong one);
+    what needs the store (the client exists) is checked by ``register_credentials``."""
     reject_unknown(item, FIELDS, prefix)
     token = required_string(item, "token", prefix, max_length=MAX_TEXT)
     type_ = item.get("type")
@@ -63,9 +77,8 @@ def _credential(
         raise FieldError(f"{prefix}type", f"must be one of: {', '.join(TOKEN_TYPES)}")
     exp = integer(item, "exp", prefix, required=True)
     assert exp is not None
-    return Credential(
-        tenant_id=tenant.tenant_id,
-        token_hash=services.keys.token_hash(tenant.tenant_id, tenant.key_salt, token),
+    return CredentialFields(
+        token=token,
         type=TokenType(type_),
         client_id=required_string(item, "client_id", prefix, max_length=MAX_ID),
         exp=exp,
@@ -74,6 +87,24 @@ def _credential(
         device_session_id=string(item, "device_session_id", prefix, max_length=MAX_ID),
         scope=string(item, "scope", prefix, max_length=MAX_TEXT, empty=True),
         iat=integer(item, "iat", prefix),
+    )
+
+
+def _credential(
+    services: Services, tenant: Tenant, item: Mapping[str, Any], prefix: str
+) -> Credential:
+    f = check_fields(item, prefix)
+    return Credential(
+        tenant_id=tenant.tenant_id,
+        token_hash=services.keys.token_hash(tenant.tenant_id, tenant.key_salt, f.token),
+        type=f.type,
+        client_id=f.client_id,
+        exp=f.exp,
+        sub=f.sub,
+        grant_id=f.grant_id,
+        device_session_id=f.device_session_id,
+        scope=f.scope,
+        iat=f.iat,
     )
 
 

@@ -91,9 +91,6 @@ class TenancyMiddleware:
             await directory.refresh()
             view, path = resolve(scope, directory, self.proxies)
         except ServiceError as exc:
-            # Imported here: request_context imports (through metrics) this module.
-            from app.middleware.request_context import log_fields
-
             # What was looked up, for the canonical line: a 404 here is most often a
             # request sent to another host or port than the issuer's.
             log_fields(scope).update(

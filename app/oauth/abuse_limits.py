@@ -23,9 +23,8 @@ backend has no stamp (MongoDB), every check reads.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 from weakref import WeakKeyDictionary
 
 from app.config import ServiceConfig
@@ -51,10 +50,11 @@ class Limits:
 
 def limits(tenant: TenantView, config: ServiceConfig) -> Limits:
     """The tenant's ``rate_limits.*`` where it sets them, else the service's flags."""
-    raw: Mapping[str, Any] = tenant.record.settings.get("rate_limits") or {}
+    per_client = tenant.settings.per_client_per_minute
+    per_address = tenant.settings.per_address_per_minute
     return Limits(
-        raw.get("per_client_per_minute", config.rate_limit_per_client),
-        raw.get("per_address_per_minute", config.rate_limit_per_address),
+        config.rate_limit_per_client if per_client is None else per_client,
+        config.rate_limit_per_address if per_address is None else per_address,
     )
 
 
