@@ -18,6 +18,7 @@ from app.config import ServiceConfig
 from app.errors import ServiceError
 from app.housekeeping import run_housekeeping
 from app.middleware.cors import CorsMiddleware
+from app.middleware.header_limits import HeaderLimits, HeaderLimitsMiddleware
 from app.middleware.request_context import RequestContextMiddleware
 from app.middleware.tenancy import TenancyMiddleware
 from app.responses import NO_STORE, error_response
@@ -56,6 +57,8 @@ def create_app(
         lifespan=lifespan,
         exception_handlers={ServiceError: _service_error, HTTPException: _http_error},
     )
+    # Never a redirect (see ``app.routes``): a path with an extra ``/`` is a 404.
+    app.router.redirect_slashes = False
     if services is not None:
         app.state.services = services
     return app
@@ -64,6 +67,8 @@ def create_app(
 def middleware(config: ServiceConfig) -> list[Middleware]:
     return [
         Middleware(RequestContextMiddleware, count=config.metrics),
+        # Before any work: tenant resolution, CORS, the body.
+        Middleware(HeaderLimitsMiddleware, limits=HeaderLimits.of(config)),
         Middleware(TenancyMiddleware, forwarded_allow_ips=config.forwarded_allow_ips),
         Middleware(CorsMiddleware),
     ]

@@ -27,6 +27,8 @@ def encode_config(config: ServiceConfig) -> str:
             "mongodb_database": config.mongodb_database,
             "forwarded_allow_ips": list(config.forwarded_allow_ips),
             "max_body_bytes": config.max_body_bytes,
+            "max_header_bytes": config.max_header_bytes,
+            "max_headers": config.max_headers,
             "fetch_allow_private": config.fetch_allow_private,
             "metrics": config.metrics,
             "rate_limit_per_client": config.rate_limit_per_client,
@@ -47,6 +49,8 @@ def decode_config(text: str) -> ServiceConfig:
         mongodb_database=raw["mongodb_database"],
         forwarded_allow_ips=tuple(raw["forwarded_allow_ips"]),
         max_body_bytes=raw["max_body_bytes"],
+        max_header_bytes=raw["max_header_bytes"],
+        max_headers=raw["max_headers"],
         fetch_allow_private=raw["fetch_allow_private"],
         metrics=raw["metrics"],
         rate_limit_per_client=raw["rate_limit_per_client"],
@@ -56,8 +60,13 @@ def decode_config(text: str) -> ServiceConfig:
     )
 
 
-def app_factory() -> Starlette:
+def worker_config() -> ServiceConfig:
+    """This process's options: what ``serve`` passed, else the environment's."""
     text = os.environ.get(CONFIG_ENV)
-    config = decode_config(text) if text else ServiceConfig.from_env()
+    return decode_config(text) if text else ServiceConfig.from_env()
+
+
+def app_factory() -> Starlette:
+    config = worker_config()
     configure_logging(json=config.log_json, level=config.log_level)
     return create_app(config)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from app.admin import cli as admin_cli
-from app.config import ServiceConfig
+from app.config import DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADERS, ServiceConfig
 from app.logging import LEVELS
 
 
@@ -42,6 +42,21 @@ def parser() -> argparse.ArgumentParser:
         "REVOCATION_FETCH_ALLOW_PRIVATE=1) [refused]",
     )
     serve.add_argument("--max-body-bytes", type=int, default=16 * 1024, help="[16384]")
+    serve.add_argument(
+        "--max-header-bytes",
+        type=_positive,
+        default=DEFAULT_MAX_HEADER_BYTES,
+        metavar="N",
+        help="a request's target and header fields (names and values) together; 431 beyond "
+        f"[{DEFAULT_MAX_HEADER_BYTES}]",
+    )
+    serve.add_argument(
+        "--max-headers",
+        type=_positive,
+        default=DEFAULT_MAX_HEADERS,
+        metavar="N",
+        help=f"header fields a request may have; 431 beyond [{DEFAULT_MAX_HEADERS}]",
+    )
     serve.add_argument(
         "--rate-limit-per-client",
         type=_per_minute,
@@ -113,6 +128,8 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         forwarded_allow_ips=tuple(ip.strip() for ip in args.forwarded_allow_ips.split(",")),
         max_body_bytes=args.max_body_bytes,
+        max_header_bytes=args.max_header_bytes,
+        max_headers=args.max_headers,
         rate_limit_per_client=args.rate_limit_per_client,
         rate_limit_per_address=args.rate_limit_per_address,
         fetch_allow_private=args.fetch_allow_private or None,
@@ -121,6 +138,17 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
     )
     return serve(config)
+
+
+def _positive(text: str) -> int:
+    """A whole number from 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
 
 
 def _per_minute(text: str) -> int:

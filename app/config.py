@@ -10,6 +10,10 @@ from typing import Any
 ADMIN_KEY_ENV = "REVOCATION_ADMIN_KEY"
 ADMIN_KEY_FILE = "admin-key"
 FETCH_ALLOW_PRIVATE_ENV = "REVOCATION_FETCH_ALLOW_PRIVATE"
+DEFAULT_MAX_HEADER_BYTES = 32 * 1024
+"""As nginx's default (four 8 KiB buffers): ample for Basic, an ``Issuer`` URL and what
+proxies add; the service reads no cookie and no bearer token from a header."""
+DEFAULT_MAX_HEADERS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +29,10 @@ class ServiceConfig:
     workers: int = 1
     forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1",)
     max_body_bytes: int = 16 * 1024
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    """A request's target and header fields (names and values) together: ``431`` beyond."""
+    max_headers: int = DEFAULT_MAX_HEADERS
+    """Header fields a request may have: ``431`` beyond."""
     metrics: bool = True
     """``serve --no-metrics``: requests are not counted (``/metrics`` shows only what the
     stores count); a baseline for ``scripts/bench.py --operations``."""

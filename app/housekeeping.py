@@ -1,22 +1,37 @@
-"""Background upkeep of each process: purging credentials long past ``exp``, and
-finishing tenant deletions that a stopped process left half done.
+"""Background upkeep of each process: purging credentials long past ``exp``, purging
+what each tenant's retention settings let go (``app.retention``), and finishing tenant
+deletions that a stopped process left half done.
 
-A credential is kept ``credential_retention_s`` after it expires (so it cannot be
-registered again and come back while clocks disagree), then dropped. The MongoDB
-backend also has TTL indexes; the purge is harmless there.
+A credential or deny-list entry is kept ``credential_retention_s`` after it expires (so
+it cannot be registered again and come back while clocks disagree), then dropped. The
+MongoDB backend also has TTL indexes for those; the purge is harmless there. Events,
+not-before marks and ended sessions have per-tenant cut-offs, which no TTL index can
+read, so they go only here.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import structlog
 
 from app.errors import StoreUnavailable
+from app.retention import Cutoffs, cutoffs
 from app.services import Services
+from app.settings import TenantSettings
+from app.store import sweeps
+from app.store.base import Store
+from app.types import TenantId
 
 log = structlog.get_logger("revocation.housekeeping")
 PURGE_INTERVAL_S = 3600.0
+RETRY_INTERVAL_S = 30.0
+RETENTION_CHUNK = 1_000
+"""Rows (documents) per retention transaction: a tenant's revocations wait at most for
+one chunk's deletes."""
+
+Chunk = Callable[[], Awaitable[int]]
 
 
 async def purge_once(services: Services) -> int:
@@ -27,6 +42,53 @@ async def purge_once(services: Services) -> int:
     return purged
 
 
+async def in_chunks(chunk: Chunk) -> int:
+    """Call ``chunk`` until it drops nothing, letting the event loop run requests in
+    between: how many it dropped in all."""
+    total = 0
+    while dropped := await chunk():
+        total += dropped
+        await asyncio.sleep(0)
+    return total
+
+
+KINDS = ("events", "not_before_marks", "ended_sessions")
+
+
+async def purge_tenant(store: Store, tenant_id: TenantId, cut: Cutoffs, now: int) -> list[int]:
+    """Drop what the tenant's cut-offs let go, in chunks: how many of each of ``KINDS``."""
+    events = marks = sessions = 0
+    if cut.events_before is not None:
+        before = cut.events_before
+        events = await in_chunks(lambda: store.purge_events(tenant_id, before, RETENTION_CHUNK))
+    if cut.marks_before is not None:
+        set_before = cut.marks_before
+        marks = await in_chunks(lambda: store.purge_marks(tenant_id, set_before, RETENTION_CHUNK))
+        sessions = await in_chunks(
+            lambda: store.purge_ended_sessions(tenant_id, set_before, now, RETENTION_CHUNK)
+        )
+    return [events, marks, sessions]
+
+
+async def purge_retained(services: Services) -> dict[str, int]:
+    """Drop, tenant by tenant, the events, not-before marks and ended sessions past the
+    tenant's retention; one log line per kind that dropped any. The counts by kind."""
+    now = services.clock()
+    margin = services.config.credential_retention_s
+    counts = dict.fromkeys(KINDS, 0)
+    tenants = dict.fromkeys(KINDS, 0)
+    for tenant in await services.store.list_tenants():
+        cut = cutoffs(TenantSettings.of(tenant.settings), now, margin)
+        dropped = await purge_tenant(services.store, tenant.tenant_id, cut, now)
+        for kind, count in zip(KINDS, dropped, strict=True):
+            counts[kind] += count
+            tenants[kind] += count > 0
+    for kind, count in counts.items():
+        if count:
+            log.info("retention_purged", kind=kind, count=count, tenants=tenants[kind])
+    return counts
+
+
 async def finish_deletions(services: Services) -> int:
     finished = await services.store.finish_deletions()
     if finished:
@@ -34,14 +96,33 @@ async def finish_deletions(services: Services) -> int:
     return finished
 
 
-async def run_housekeeping(services: Services, interval_s: float = PURGE_INTERVAL_S) -> None:
+async def finish_sweeps(services: Services, idle_s: int = sweeps.IDLE_S) -> int:
+    """Finish the mass revocations (``app.store.sweeps``) that a stopped process left
+    committed but not written to every credential; reads see them whole meanwhile."""
+    finished = await services.store.finish_sweeps(idle_s)
+    if finished:
+        log.info("sweeps_finished", count=finished)
+    return finished
+
+
+async def run_housekeeping(
+    services: Services,
+    interval_s: float = PURGE_INTERVAL_S,
+    retry_s: float = RETRY_INTERVAL_S,
+) -> None:
     while True:
+        pause = interval_s
         try:
+            await finish_sweeps(services)
             await finish_deletions(services)
             await purge_once(services)
+            await purge_retained(services)
         except StoreUnavailable:
-            pass  # the next round retries; requests report the outage
+            # Requests report the outage. Retried soon: a deletion or sweep that start-up
+            # could not finish (a killed instance's transaction still holding its
+            # documents) should not wait an hour.
+            pause = min(interval_s, retry_s)
         except Exception:
             # A bug must not end the upkeep for the life of the process.
             log.exception("housekeeping_failed")
-        await asyncio.sleep(interval_s)
+        await asyncio.sleep(pause)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -248,6 +248,36 @@ class BySession:
 Selector = ByHash | ByGrant | ByClientSubject | ByClient | BySession
 
 
+@dataclass(frozen=True, slots=True)
+class SweepScope:
+    """What a sweeping selector names: every credential (of every type) of a client, or
+    of a client for one subject. ``token_type_hint=all`` and a subject's withdrawal of a
+    client name these; they may take any number of credentials, so the store commits
+    them at once and writes each credential's ``revoked_at`` in chunks afterwards (a
+    *sweep*, ``app.store.sweeps``)."""
+
+    client_id: ClientId
+    sub: str | None = None
+    """None: every subject."""
+
+    def covers(self, client_id: ClientId, sub: str | None) -> bool:
+        """Whether a credential of ``client_id`` and ``sub`` is in the scope."""
+        return client_id == self.client_id and (self.sub is None or sub == self.sub)
+
+
+def sweep_scope(selector: Selector) -> SweepScope | None:
+    """The scope of a sweeping selector: ``ByClient``, or ``ByClientSubject`` of every
+    type (a withdrawal). The subject policy's selector (access and refresh tokens of one
+    subject, a handful) is applied in the revocation's own transaction."""
+    match selector:
+        case ByClient(client_id):
+            return SweepScope(client_id)
+        case ByClientSubject(client_id, sub, types) if types >= ALL_TOKEN_TYPES:
+            return SweepScope(client_id, sub)
+        case _:
+            return None
+
+
 class MarkKind(StrEnum):
     """Not-before marks: JWT access tokens of the scope with ``iat`` <= ``at`` are revoked."""
 
@@ -294,10 +324,20 @@ class RevocationPlan:
     events: tuple[EventDraft, ...] = field(default=())
 
     @property
-    def takes_down_a_client(self) -> bool:
-        """Whether the plan may take down a client's every credential
-        (``token_type_hint=all``): too many rows for the stores' usual path."""
-        return any(isinstance(selector, ByClient) for selector in self.selectors)
+    def sweeps(self) -> tuple[SweepScope, ...]:
+        """The scopes of its sweeping selectors (see ``SweepScope``); usually none."""
+        scopes = (sweep_scope(selector) for selector in self.selectors)
+        return tuple(dict.fromkeys(scope for scope in scopes if scope is not None))
+
+    def without_sweeps(self) -> RevocationPlan:
+        """The rest of the plan, without its events: what a sweep commits at once, beside
+        its not-before marks. The events are appended once the sweep is done, with
+        everything it took down counted."""
+        return replace(
+            self,
+            selectors=tuple(s for s in self.selectors if sweep_scope(s) is None),
+            events=(),
+        )
 
 
 @dataclass(frozen=True, slots=True)

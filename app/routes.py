@@ -2,11 +2,16 @@
 
 Public endpoints are per tenant: the tenancy middleware has already resolved the tenant
 and stripped the issuer's path, so they are routed at their path below the issuer.
+
+No router redirects (``redirect_slashes`` off, here and in ``app.application``): a
+redirect would be built from the path below the issuer and the client's ``Host``, so it
+would leave the tenant or point at a host the request chose (contract section 7). A path
+with an extra ``/`` is an unknown path: ``404``.
 """
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, Router
 
 from app.admin.routes import admin_routes
 from app.health import healthz, readyz
@@ -14,6 +19,7 @@ from app.metrics import metrics_endpoint
 from app.oauth.rfc7009 import revocation_endpoint
 from app.oauth.rfc7662 import introspection_endpoint
 from app.oauth.rfc8414 import discovery_endpoint
+from app.openapi.document import openapi_endpoint
 
 
 def routes() -> list[BaseRoute]:
@@ -25,5 +31,6 @@ def routes() -> list[BaseRoute]:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
-        Mount("/admin/v1", routes=admin_routes()),
+        Route("/openapi.json", openapi_endpoint, methods=["GET"]),
+        Mount("/admin/v1", app=Router(admin_routes(), redirect_slashes=False)),
     ]

@@ -16,6 +16,7 @@ from app.config import ADMIN_KEY_ENV, ServiceConfig
 from app.directory import TenantView
 from app.errors import ConfigError, StoreUnavailable
 from app.housekeeping import finish_deletions
+from app.http_protocol import HeaderLimitedProtocol
 from app.issuers import issuer_path, normalize_issuer
 from app.logging import configure_logging
 from app.services import Services
@@ -40,8 +41,14 @@ async def prepare(config: ServiceConfig) -> None:
     services = await open_services(config)
     try:
         # A deletion a stopped process left half done holds its tenant id: finish it
-        # before a tenant file declares that id again.
-        await finish_deletions(services)
+        # before a tenant file declares that id again. MongoDB may still hold the killed
+        # process's transaction on that data (until transactionLifetimeLimitSeconds):
+        # then start anyway and leave it to housekeeping, which retries it soon.
+        try:
+            await finish_deletions(services)
+        except StoreUnavailable as exc:
+            await services.store.ping()  # a store that is really down still stops start-up
+            log.warning("tenant_deletions_pending", error=str(exc))
         if config.tenants_dir is not None:
             loaded = await load_tenant_files(services, config.tenants_dir)
             log.info("tenants_loaded", directory=str(config.tenants_dir), tenants=loaded)
@@ -116,7 +123,7 @@ def serve(config: ServiceConfig) -> int:
         port=config.port,
         workers=config.workers,
         loop="uvloop",
-        http="httptools",
+        http=HeaderLimitedProtocol,  # httptools, with --max-header-bytes and --max-headers
         proxy_headers=False,  # the tenancy middleware trusts --forwarded-allow-ips itself
         server_header=False,
         access_log=False,

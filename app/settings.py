@@ -14,6 +14,8 @@ from typing import Any
 from app.auth_methods import AuthMethod
 from app.errors import FieldError
 from app.issuers import normalize_issuer
+from app.key_sets import PRIVATE_MEMBERS, KeySetUnavailable
+from app.key_sets import parse as parse_key_set
 from app.types import JSON
 
 SIGNING_ALGS = (
@@ -29,6 +31,14 @@ CASCADE_POLICIES = ("token", "grant", "subject", "spid", "cie")
 FAILURE_MODES = ("fail_closed", "fail_open")
 TENANT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 ORIGIN_RE = re.compile(r"^https?://[^/?#\s]+$")
+SPACE_OR_CONTROL_RE = re.compile(r"[\s\x00-\x1f\x7f]")
+NO_AUTH_METHOD = (
+    "must allow at least one method: with none every client is refused (switch an endpoint "
+    "off with revocation.enabled or introspection.enabled)"
+)
+MAX_RETENTION_DAYS = 36_500
+MAX_TOKEN_LIFETIME_S = 10 * 31_536_000
+"""Bounds of the ``retention.*`` settings; 0 in either means "keep for ever"."""
 
 Validator = Callable[[str, Any], Any]
 
@@ -59,18 +69,36 @@ def _choice(choices: tuple[str, ...]) -> Validator:
     return check
 
 
-def _subset(choices: tuple[str, ...]) -> Validator:
+def _subset(choices: tuple[str, ...], *, if_empty: str | None = None) -> Validator:
+    """A list of some of ``choices``, each once; ``if_empty``: why it may not be empty."""
+
     def check(path: str, value: Any) -> list[str]:
         if not isinstance(value, list) or any(v not in choices for v in value):
             raise FieldError(path, f"must be a list of: {', '.join(choices)}")
-        return list(dict.fromkeys(value))
+        if not value and if_empty:
+            raise FieldError(path, if_empty)
+        return _once(path, value)
 
     return check
+
+
+def _once(path: str, values: list[Any], normal: Callable[[Any], Any] = lambda v: v) -> list[Any]:
+    """``values`` as given, refused when one repeats another (compared in normal form):
+    a repeat is a mistake the admin should see, not have silently dropped."""
+    seen: set[Any] = set()
+    for i, value in enumerate(values):
+        if normal(value) in seen:
+            raise FieldError(f"{path}[{i}]", f"repeats {value!r}")
+        seen.add(normal(value))
+    return list(values)
 
 
 def _url(path: str, value: Any) -> str:
     if not isinstance(value, str):
         raise FieldError(path, "must be a URL")
+    if SPACE_OR_CONTROL_RE.search(value):
+        # urlsplit drops some of them, so the URL matched would not be the one stored.
+        raise FieldError(path, "must have no spaces or control characters")
     try:
         normalize_issuer(value)
     except ValueError as exc:
@@ -87,10 +115,15 @@ def _urls(path: str, value: Any) -> list[str]:
 def _origins(path: str, value: Any) -> list[str]:
     if not isinstance(value, list):
         raise FieldError(path, "must be a list of origins")
+    normal: dict[str, str] = {}
     for i, v in enumerate(value):
         if not isinstance(v, str) or not (v == "*" or ORIGIN_RE.match(v)):
             raise FieldError(f"{path}[{i}]", "must be an origin such as https://app.example")
-    return list(value)
+        try:
+            normal[v] = v if v == "*" else normalize_issuer(v)
+        except ValueError as exc:  # an invalid port: it would match no request
+            raise FieldError(f"{path}[{i}]", str(exc)) from None
+    return _once(path, value, normal.__getitem__)
 
 
 def _optional_object(path: str, value: Any) -> JSON:
@@ -100,8 +133,17 @@ def _optional_object(path: str, value: Any) -> JSON:
 
 
 def _jwks(path: str, value: Any) -> JSON:
+    """A JWK set of public signature keys, at least one usable (``app.key_sets``): the
+    settings are readable by the tenant's admins, so no private or symmetric key."""
     if not isinstance(value, dict) or not isinstance(value.get("keys"), list):
         raise FieldError(path, "must be a JWK set: an object with a list 'keys'")
+    for i, key in enumerate(value["keys"]):
+        if isinstance(key, dict) and not PRIVATE_MEMBERS.isdisjoint(key):
+            raise FieldError(f"{path}.keys[{i}]", "holds secret key material: give public keys")
+    try:
+        parse_key_set(value)
+    except KeySetUnavailable as exc:
+        raise FieldError(path, str(exc)) from None
     return value
 
 
@@ -111,7 +153,7 @@ def _host_patterns(path: str, value: Any) -> list[str]:
     for i, v in enumerate(value):
         if not isinstance(v, str) or not HOST_PATTERN_RE.match(v) or len(v) > 253:
             raise FieldError(f"{path}[{i}]", "must be *, a host name or *.a-domain, in lower case")
-    return list(dict.fromkeys(value))
+    return _once(path, value)
 
 
 def _typ(path: str, value: Any) -> str:
@@ -161,7 +203,9 @@ FIELDS: dict[str, Field] = {
     "revocation.allow_revoke_all": Field(_bool, False),
     "revocation.allow_revoke_other_clients": Field(_bool, False),
     "introspection.enabled": Field(_bool, True),
-    "auth.methods": Field(_subset(tuple(AuthMethod)), [m.value for m in AuthMethod]),
+    "auth.methods": Field(
+        _subset(tuple(AuthMethod), if_empty=NO_AUTH_METHOD), [m.value for m in AuthMethod]
+    ),
     "auth.assertion_algs": Field(_subset(SIGNING_ALGS), list(DEFAULT_ASSERTION_ALGS)),
     "auth.max_assertion_lifetime_s": Field(_int(1, 86_400), 300),
     "auth.clock_skew_s": Field(_int(0, 3_600), 60),
@@ -178,6 +222,8 @@ FIELDS: dict[str, Field] = {
     "plugins.failure_mode.post": Field(_choice(FAILURE_MODES), "fail_open"),
     "rate_limits.per_client_per_minute": Field(_int(1, 1_000_000), 10),
     "rate_limits.per_address_per_minute": Field(_int(1, 1_000_000), 100),
+    "retention.events_days": Field(_int(0, MAX_RETENTION_DAYS), 90),
+    "retention.max_token_lifetime_s": Field(_int(0, MAX_TOKEN_LIFETIME_S), 31_536_000),
 }
 
 
@@ -200,6 +246,9 @@ def validate(settings: Mapping[str, Any], prefix: str = "") -> JSON:
     out: JSON = {}
     for name, value in settings.items():
         path = f"{prefix}{name}"
+        if "." in name:
+            # Stored as given it would be read by no one: settings are nested objects.
+            raise FieldError(path, "unknown setting: a dotted name is a path of nested objects")
         if path in FIELDS:
             if value is not None:
                 out[name] = FIELDS[path].validate(path, value)
@@ -220,6 +269,9 @@ def validate(settings: Mapping[str, Any], prefix: str = "") -> JSON:
         normalized = [normalize_issuer(i) for i in issuers]
         if len(set(normalized)) != len(normalized):
             raise FieldError("issuer_aliases", "repeats the issuer or another alias")
+        jwt_keys = out.get("jwt_access_tokens", {})
+        if "jwks" in jwt_keys and "jwks_uri" in jwt_keys:
+            raise FieldError("jwt_access_tokens.jwks_uri", "give jwks or jwks_uri, not both")
     return out
 
 
@@ -283,6 +335,11 @@ class TenantSettings:
     """None where the tenant sets none: the service's ``--rate-limit-per-client`` applies
     (the settings' default of 10 is that flag's default)."""
     per_address_per_minute: int | None
+    events_retention_days: int
+    """0: events are kept for ever."""
+    max_token_lifetime_s: int
+    """The longest lifetime (``exp`` - ``iat``) of a token the tenant issues; 0: unbounded
+    (JWTs are not held to it, not-before marks and ended sessions are kept for ever)."""
 
     @classmethod
     def of(cls, settings: Mapping[str, Any]) -> TenantSettings:
@@ -316,6 +373,8 @@ class TenantSettings:
             failure_mode_post=get("plugins.failure_mode.post"),
             per_client_per_minute=explicit(settings, "rate_limits.per_client_per_minute"),
             per_address_per_minute=explicit(settings, "rate_limits.per_address_per_minute"),
+            events_retention_days=get("retention.events_days"),
+            max_token_lifetime_s=get("retention.max_token_lifetime_s"),
         )
 
     def all_issuers(self) -> list[str]:

@@ -48,7 +48,7 @@ from app.admin.representations import (
     tenant_json,
     tenant_summary,
 )
-from app.errors import ServiceError
+from app.errors import FieldError, ServiceError
 from app.middleware.request_context import log_fields
 from app.plugins.uploads import MAX_SOURCE_BYTES
 from app.services import Services
@@ -186,10 +186,17 @@ async def withdraw_client(call: Call) -> Response:
     return json_response({"revoked": count})
 
 
+def query_parameter(call: Call, name: str) -> str | None:
+    """The query parameter ``name``, given at most once (``400`` if repeated)."""
+    values = call.request.query_params.getlist(name)
+    if len(values) > 1:
+        raise FieldError(name, "is repeated")
+    return values[0] if values else None
+
+
 async def list_events(call: Call) -> Response:
-    query = call.request.query_params
-    after = events.parse_after(query.get("after"))
-    limit = events.parse_limit(query.get("limit"))
+    after = events.parse_after(query_parameter(call, "after"))
+    limit = events.parse_limit(query_parameter(call, "limit"))
     found, next_cursor = await events.list_events(call.services, call.tenant_id, after, limit)
     return json_response(events_json(found, next_cursor))
 
@@ -254,6 +261,20 @@ TENANT_KEYS = True
 """Whether the tenant's own admin keys may call a method (the operator always may)."""
 
 
+class AdminRoute(Route):
+    """An admin resource. ``tenant_keys``: per method, whether the tenant's own admin keys
+    may call it (what the OpenAPI document says of the method)."""
+
+    def __init__(
+        self,
+        path: str,
+        endpoint: Callable[[Request], Awaitable[Response]],
+        tenant_keys: dict[str, bool],
+    ) -> None:
+        super().__init__(path, endpoint, methods=list(tenant_keys))
+        self.tenant_keys = tenant_keys
+
+
 def resource(path: str, methods: dict[str, tuple[Handler, bool]]) -> Route:
     """One path, a handler per method; authentication and errors handled here."""
 
@@ -271,7 +292,7 @@ def resource(path: str, methods: dict[str, tuple[Handler, bool]]) -> Route:
         except ServiceError as exc:
             return error_answer(request.scope, exc)
 
-    return Route(path, endpoint, methods=list(methods))
+    return AdminRoute(path, endpoint, {m: key for m, (_, key) in methods.items()})
 
 
 def admin_routes() -> list[BaseRoute]:

@@ -1,1 +1,2 @@
-"""Pure ASGI middleware: request context and canonical log line, tenant resolution."""
+"""Pure ASGI middleware: request context and canonical log line, header limits, tenant
+resolution, CORS."""

@@ -22,7 +22,7 @@ from app.settings import TENANT_ID_RE
 
 TENANT_KEY = "revocation.tenant"
 CLIENT_ADDRESS_KEY = "revocation.client_address"
-OPERATOR_PREFIXES = ("/admin/", "/healthz", "/readyz", "/metrics")
+OPERATOR_PREFIXES = ("/admin/", "/healthz", "/readyz", "/metrics", "/openapi.json")
 RFC8414_PREFIX = "/.well-known/oauth-authorization-server"
 MEMO_LIMIT = 4096
 MAX_ADDRESS = 64

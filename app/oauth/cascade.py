@@ -13,6 +13,7 @@ pair, which no selector can reach.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from app.models import (
     OAUTH_TOKENS,
@@ -44,19 +45,40 @@ def client_subject_key(client_id: str, sub: str) -> str:
 
 
 def covering_marks(c: Credential) -> tuple[tuple[MarkKind, str], ...]:
-    """The not-before marks that revoke this JWT: its client's (``token_type_hint=all``,
-    which takes every credential of the client); for an access token, also its (client,
-    subject) pair's and its grant's. A device secret is not under those two, as the
-    selectors they go with do not take every type: ``subject`` leaves registered device
-    secrets alone, and SPID's and CIE's grant marks go with the grant's access tokens."""
+    """The not-before marks that revoke ``c`` when it was issued (``iat``) at or before
+    them: a JWT whenever it is presented (``rfc9068``), a registered credential when it
+    is registered after the mark (``registered_state``).
+
+    Its client's mark (``token_type_hint=all``, which takes every credential of the
+    client) covers every type; its (client, subject) pair's covers access and refresh
+    tokens (what the ``subject`` policy and a withdrawal both take); its grant's covers
+    access tokens (what every policy that sets a grant mark takes). A device secret is
+    under its client's mark only: ``subject`` leaves device secrets alone, and SPID's and
+    CIE's grant marks go with the grant's access tokens alone.
+    """
     marks = [(MarkKind.CLIENT, c.client_id)]
-    if c.type is not TokenType.ACCESS_TOKEN:
+    if c.type is TokenType.DEVICE_SECRET:
         return tuple(marks)
     if c.sub is not None:
         marks.append((MarkKind.CLIENT_SUBJECT, client_subject_key(c.client_id, c.sub)))
-    if c.grant_id is not None:
+    if c.grant_id is not None and c.type is TokenType.ACCESS_TOKEN:
         marks.append((MarkKind.GRANT, c.grant_id))
     return tuple(marks)
+
+
+NOT_BEFORE = "not_before"
+"""``revoked_cause`` of a credential revoked by a not-before mark rather than a plan."""
+
+
+def registered_state(c: Credential, mark: int | None) -> Credential:
+    """``c`` as it is to be registered, ``mark`` being the latest of its
+    ``covering_marks``: revoked from the start when its ``iat`` is at or before the mark.
+    It was issued before that revocation, which would have taken it had it been
+    registered in time. Without an ``iat``, registration time stands in for it: a
+    credential registered after the mark is taken as issued after it."""
+    if mark is None or c.iat is None or c.iat > mark or c.revoked_at is not None:
+        return c
+    return replace(c, revoked_at=mark, revoked_cause=NOT_BEFORE)
 
 
 def _revoked_event(c: Credential, now: int, cause: str) -> EventDraft:

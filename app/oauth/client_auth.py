@@ -143,15 +143,24 @@ async def by_plugin(
 
 
 def _decode_basic(credentials: str) -> tuple[str, str]:
+    """``client_id`` and secret of a Basic header's credentials; ``InvalidClient`` (after
+    Basic) for anything that is not base64 of ``id:secret`` in UTF-8, each part
+    form-urlencoded (RFC 6749 section 2.3.1) and decoding to UTF-8 too. The cause names
+    the problem, never the bytes (they may be part of a secret)."""
     try:
-        decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        raise InvalidClient("malformed Basic credentials", basic=True) from None
-    client_id, colon, secret = decoded.partition(":")
-    if not colon:
-        raise InvalidClient("malformed Basic credentials", basic=True)
-    # RFC 6749 section 2.3.1: both parts are form-urlencoded before base64.
-    return unquote_plus(client_id), unquote_plus(secret)
+        # Header values reach us as Latin-1 text: a byte above 0x7f is no base64 digit.
+        raw = base64.b64decode(credentials.encode("ascii"), validate=True)
+        client_id, colon, secret = raw.decode("utf-8").partition(":")
+        if colon:
+            return unquote_plus(client_id, errors="strict"), unquote_plus(secret, errors="strict")
+        problem = "no colon"
+    except UnicodeEncodeError:
+        problem = "not ASCII"
+    except binascii.Error:
+        problem = "not base64"
+    except UnicodeDecodeError:
+        problem = "not UTF-8, or percent-encodes what is not"
+    raise InvalidClient(f"malformed Basic credentials: {problem}", basic=True)
 
 
 async def _find_client(services: Services, tenant: TenantView, p: Presented) -> Client:

@@ -21,7 +21,10 @@ What is checked, and why:
   is understood;
 - ``iss`` is the tenant's issuer, compared in its normal form (``app.issuers``); its
   aliases, which name the tenant in requests, are not accepted as issuers;
-- ``exp`` is required, and past at the service's clock means unknown (expired).
+- ``exp`` is required, and past at the service's clock means unknown (expired);
+- a lifetime over the tenant's ``retention.max_token_lifetime_s`` means unknown too
+  (``outlives``): housekeeping forgets not-before marks and ended sessions after that
+  lifetime, so a longer-lived token could otherwise come back to life.
 
 The client is ``client_id`` (RFC 9068 section 2.2), or ``azp`` when there is none (as
 some servers issue them); without either a JWT is unknown, since nobody could be
@@ -216,6 +219,9 @@ def credential_of(
         raise NotVerified("exp")
     if exp <= now:
         raise NotVerified("expired")
+    iat = _time(claims, "iat", math.floor)
+    if outlives(tenant.settings.max_token_lifetime_s, iat, exp, now):
+        raise NotVerified("lifetime over retention.max_token_lifetime_s")
     client_id = _text(claims, "client_id") or _text(claims, "azp")
     if client_id is None:
         raise NotVerified("no client_id")
@@ -231,11 +237,29 @@ def credential_of(
         grant_id=_text(claims, settings.jwt_grant_claim),
         device_session_id=_text(claims, settings.jwt_session_claim),
         scope=_scope(claims.get("scope")),
-        iat=_time(claims, "iat", math.floor),
+        iat=iat,
         deny_key=deny_key(token, jti),
         jti=jti,
         nbf=_time(claims, "nbf", math.floor),
     )
+
+
+def outlives(max_lifetime_s: int, iat: int | None, exp: int, now: int) -> bool:
+    """Whether a JWT lives longer than any token of the tenant may
+    (``retention.max_token_lifetime_s``; 0: no bound): ``exp`` - ``iat`` above it, or,
+    without ``iat``, ``exp`` further ahead than it.
+
+    Housekeeping drops a not-before mark or an ended session once that lifetime and a
+    margin have passed since it was set (``app.retention``). A JWT the mark covered was
+    issued at or before it, so one still live now would have outlived the bound: it is
+    refused here, and the dropped mark cannot make it valid again. A JWT without ``iat``
+    is held to what can be checked; its issuer breaks RFC 9068 already.
+    """
+    if max_lifetime_s == 0:
+        return False
+    if iat is None:
+        return exp - now > max_lifetime_s
+    return exp - iat > max_lifetime_s
 
 
 async def with_state(store: Store, c: JwtCredential, now: int) -> JwtCredential:

@@ -166,7 +166,17 @@ class Store(Protocol):
         marked revoked (``revoked_at``, ``revoked_cause = plan.cause``); their number is
         the outcome's ``count`` and the ``count`` of every event draft whose count is
         ``None``. See ``RevocationPlan`` for idempotence.
+
+        A plan with sweeps (``RevocationPlan.sweeps``) commits them in that transaction
+        and every read from then on sees what they cover as revoked; their credentials'
+        rows are then written in chunks, and the events appended once they are,
+        before this returns (``app.store.sweeps``). A credential is live here only if no
+        pending sweep covers it.
         """
+
+    async def finish_sweeps(self, idle_s: int) -> int:
+        """Finish the sweeps that no process has advanced for ``idle_s`` seconds (the
+        process that committed them stopped): how many there were."""
 
     async def ended_session(self, tenant_id: TenantId, device_session_id: str) -> int | None:
         """When the session was ended, or None."""
@@ -237,3 +247,25 @@ class Store(Protocol):
 
         Called with a retention margin: nothing is dropped while it could be presented.
         """
+
+    # --- retention (``app.retention`` decides the cut-offs) -----------------------------
+    # Each call drops at most ``limit`` rows of one tenant, oldest first, in one bounded
+    # write, and none only when none is due (it may drop fewer before then). The caller
+    # calls again until a call drops none, so a long purge never holds up the tenant's
+    # revocations for long.
+
+    async def purge_events(self, tenant_id: TenantId, before: int, limit: int) -> int:
+        """Drop the tenant's events whose ``time`` is before ``before``: how many. Ids
+        are never reused, so the feed's cursors stay valid."""
+
+    async def purge_marks(self, tenant_id: TenantId, set_before: int, limit: int) -> int:
+        """Drop the tenant's not-before marks whose time (``at``, the latest revocation
+        that set it) is before ``set_before``: how many. A mark set again meanwhile is
+        kept."""
+
+    async def purge_ended_sessions(
+        self, tenant_id: TenantId, ended_before: int, now: int, limit: int
+    ) -> int:
+        """Drop the tenant's ended sessions that ended before ``ended_before`` and have
+        no stored credential that is neither revoked nor expired at ``now`` (it would
+        become active again): how many."""

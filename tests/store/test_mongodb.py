@@ -39,7 +39,7 @@ Document = dict[str, Any]
 TENANT = "acme"
 WAIT_S = 10.0
 """Upper bound of the bounded waits below: generous, since it only matters on failure."""
-FAST_FAIL = "&serverSelectionTimeoutMS=300"
+FAST_FAIL = "&serverSelectionTimeoutMS=300&timeoutMS=300"
 """Down-server tests need not wait the production 2 s for each call to give up."""
 
 

@@ -33,9 +33,18 @@ OTHERS = 300
 MOST_EXAMINED = 5
 """Documents a query may examine: the few of the scenario, never the other credentials."""
 UNFILTERED = frozenset(
-    {"insert", "getMore", "killCursors", "commitTransaction", "abortTransaction", "endSessions"}
+    {
+        "insert",
+        "getMore",
+        "killCursors",
+        "commitTransaction",
+        "abortTransaction",
+        "endSessions",
+        "ping",
+    }
 )
-"""Commands without a filter of their own (a getMore continues a query already seen)."""
+"""Commands without a filter of their own (a getMore continues a query already seen; a
+ping opens bulk work, such as the chunks of ``token_type_hint=all``'s sweep)."""
 
 
 class Recorder(monitoring.CommandListener):

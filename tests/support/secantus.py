@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -100,6 +101,7 @@ server = secantus.SecantusDBServer(
     storage_path=storage_path,
     ttl_sweep_seconds=float(sys.argv[3]),
     sync_on_commit=sys.argv[4] == "sync",
+    transaction_lifetime_seconds=float(sys.argv[5]),
 )
 
 def stop(signum, frame):
@@ -129,11 +131,16 @@ class ServerProcess(_Server):
         port: int | None = None,
         ttl_sweep_seconds: float = 0.0,
         sync_on_commit: bool = SYNC_ON_COMMIT,
+        transaction_lifetime_s: float = 60.0,
     ) -> None:
+        """``transaction_lifetime_s``: how long a transaction may sit unused before the
+        server aborts it (MongoDB's ``transactionLifetimeLimitSeconds``, 60 by default):
+        what ends the open transaction of a client that was killed."""
         self.storage_path = storage_path
         self.port = port or free_port()
         self.ttl_sweep_seconds = ttl_sweep_seconds
         self.sync_on_commit = sync_on_commit
+        self.transaction_lifetime_s = transaction_lifetime_s
         self.log_path = storage_path.with_name(storage_path.name + ".log")
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -154,6 +161,7 @@ class ServerProcess(_Server):
                     str(self.storage_path),
                     str(self.ttl_sweep_seconds),
                     "sync" if self.sync_on_commit else "nosync",
+                    str(self.transaction_lifetime_s),
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -180,9 +188,21 @@ class ServerProcess(_Server):
             self._process.wait()
             self._process = None
 
+    def pause(self) -> None:
+        """SIGSTOP: the server keeps its connections open and answers nothing, as a
+        machine that hangs, or a stop-the-world pause, would."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT: after ``pause()``, it answers again where it stopped."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGCONT)
+
     def stop(self, timeout_s: float = 10.0) -> None:
         """SIGTERM, then SIGKILL if it lingers."""
         if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)  # a paused server cannot act on SIGTERM
             self._process.terminate()
             try:
                 self._process.wait(timeout_s)

@@ -7,11 +7,13 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -56,8 +58,16 @@ def wait_until_healthy(server: ServerProcess) -> None:
 
 @contextmanager
 def running_server(
-    args: list[str], *, cwd: Path, env: Mapping[str, str] | None = None, port: int | None = None
+    args: list[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    port: int | None = None,
+    pipe_log: bool = False,
 ) -> Iterator[ServerProcess]:
+    """``pipe_log``: the server writes its log into a pipe that a thread of this process
+    copies to the log file, so that a limit on the server's own file writes
+    (``RLIMIT_FSIZE``) leaves its log alone."""
     port = port or free_port()
     log_path = cwd / f"server-{port}.log"
     full_env = {**os.environ, **(env or {})}
@@ -66,16 +76,38 @@ def running_server(
             [sys.executable, "-m", "app", "serve", "--port", str(port), *args],
             cwd=cwd,
             env=full_env,
-            stdout=log,
+            stdout=subprocess.PIPE if pipe_log else log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    copier = None
+    if pipe_log:
+        assert process.stdout is not None
+        copier = threading.Thread(target=_copy, args=(process.stdout, log_path), daemon=True)
+        copier.start()
     server = ServerProcess(process, port, log_path)
     try:
         wait_until_healthy(server)
         yield server
     finally:
         stop(server)
+        if copier is not None:
+            copier.join()
+
+
+def _copy(pipe: IO[bytes], log_path: Path) -> None:
+    """Line by line, so that ``ServerProcess.log()`` shows each line once written."""
+    with pipe, log_path.open("ab") as log:
+        for line in pipe:
+            log.write(line)
+            log.flush()
+
+
+def kill(server: ServerProcess) -> None:
+    """SIGKILL to the server's process group (``kill -9``: no shutdown of any kind)."""
+    if server.process.poll() is None:
+        os.killpg(server.process.pid, signal.SIGKILL)
+    server.process.wait()
 
 
 def stop(server: ServerProcess) -> None:

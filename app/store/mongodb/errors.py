@@ -62,7 +62,13 @@ def is_unavailable(exc: PyMongoError) -> bool:
 
 
 def unavailable(exc: PyMongoError) -> StoreUnavailable:
-    return StoreUnavailable(f"MongoDB unavailable: {type(exc).__name__}")
+    """The error's class, and a server error's code name (``WriteConflict`` says the data
+    was held by another transaction, not that the server is gone); never its message,
+    which may quote the documents."""
+    what = type(exc).__name__
+    if isinstance(exc, OperationFailure) and (name := (exc.details or {}).get("codeName")):
+        what += f" {name}"
+    return StoreUnavailable(f"MongoDB unavailable: {what}")
 
 
 def translate_errors(

@@ -10,11 +10,15 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from app.errors import Conflict
 from app.models import Credential, RegistrationOutcome
-from app.store.mongodb import schema
+from app.store.late_registration import MarkKey, as_registered, wanted_marks
+from app.store.mongodb import schema, write_shards
 from app.store.mongodb.documents import HIDDEN, credential_doc, credential_of
 from app.types import TenantId, TokenHash
 
 Document = dict[str, Any]
+
+STAMP = "swept"
+"""A credential's sweep stamp (``app.store.sweeps``); absent: none."""
 
 LOOKUP_CHUNK = 250
 """Hashes per ``$in`` lookup of what is already stored. One ``$in`` of 10,000 would do on
@@ -51,11 +55,16 @@ async def register(
 ) -> RegistrationOutcome:
     """Insert what is new, count what is already stored alike, refuse what differs.
 
-    A stored credential is never touched, so a revoked one stays revoked.
+    A stored credential is never touched, so a revoked one stays revoked. A new one is
+    stored revoked where a not-before mark covers it (``app.store.late_registration``),
+    with the stamp of the tenant's latest sweep (``app.store.sweeps``); writing that
+    stamp's shard makes this transaction conflict with a concurrent tenant deletion or
+    sweep start (``write_shards``).
     """
     batch, duplicates = dedupe(credentials)
     if not batch:
         return RegistrationOutcome(registered=0, duplicates=duplicates)
+    stamp = await write_shards.enter(db, session, tenant_id)
     collection = db[schema.CREDENTIALS]
     hashes = list(batch)
     for start in range(0, len(hashes), LOOKUP_CHUNK):
@@ -70,8 +79,37 @@ async def register(
                 raise Conflict(f"credential {index} is already registered with other fields")
             duplicates += 1
     if batch:
-        await collection.insert_many(
-            [credential_doc(tenant_id, c, retention_s) for _, c in batch.values()],
-            session=session,
-        )
+        new = [c for _, c in batch.values()]
+        docs = [
+            credential_doc(tenant_id, c, retention_s)
+            for c in as_registered(new, await marks_of(db, session, tenant_id, new))
+        ]
+        if stamp is not None:
+            for doc in docs:
+                doc[STAMP] = stamp
+        await collection.insert_many(docs, session=session)
     return RegistrationOutcome(registered=len(batch), duplicates=duplicates)
+
+
+async def marks_of(
+    db: AsyncDatabase[Document],
+    session: AsyncClientSession,
+    tenant_id: TenantId,
+    credentials: Sequence[Credential],
+) -> dict[MarkKey, int]:
+    """The set marks among the batch's ``wanted_marks``: queries on the marks' index
+    keys, a chunk of keys each."""
+    found: dict[MarkKey, int] = {}
+    for kind, keys in wanted_marks(credentials).items():
+        for start in range(0, len(keys), LOOKUP_CHUNK):
+            cursor = db[schema.MARKS].find(
+                {
+                    "tenant_id": tenant_id,
+                    "kind": kind.value,
+                    "key": {"$in": keys[start : start + LOOKUP_CHUNK]},
+                },
+                {"key": True, "at": True, "_id": False},
+                session=session,
+            )
+            found.update({(kind, doc["key"]): int(doc["at"]) async for doc in cursor})
+    return found

@@ -42,6 +42,8 @@ from app.models import (
 )
 from app.store.mongodb import schema
 from app.store.mongodb.documents import event_doc, expire_at
+from app.store.mongodb.registration import STAMP
+from app.store.sweeps import PendingSweep
 from app.types import TenantId, TokenHash
 
 Document = dict[str, Any]
@@ -57,6 +59,7 @@ SELECTED_FIELDS: Document = {
     "device_session_id": True,
     "exp": True,
     "revoked_at": True,
+    STAMP: True,
     "_id": False,
 }
 """What ``selects`` and ``is_live`` read."""
@@ -133,6 +136,12 @@ def is_live(doc: Document, at: int) -> bool:
     return doc.get("revoked_at") is None and doc["exp"] > at
 
 
+def swept(doc: Document, pending: Sequence[PendingSweep]) -> bool:
+    """Whether a pending sweep covers the credential: revoked, though not written yet."""
+    client_id, sub, exp, stamp = doc["client_id"], doc.get("sub"), doc["exp"], doc.get(STAMP)
+    return any(sweep.covers(client_id, sub, exp, stamp) for sweep in pending)
+
+
 @dataclass
 class _Batch:
     """What the plans decided so far see, and what they will write, in plan order."""
@@ -144,6 +153,8 @@ class _Batch:
     denied: set[str]
     """Deny keys stored in the snapshot or added by an earlier plan."""
     next_event_id: int
+    pending: Sequence[PendingSweep] = ()
+    """The tenant's pending sweeps: what they cover is revoked already."""
     revoked: set[TokenHash] = field(default_factory=set)
     """Revoked by an earlier plan."""
     revocations: list[UpdateMany] = field(default_factory=list)
@@ -157,6 +168,8 @@ class _Batch:
         if plan.primary is not None:
             doc = next(iter(self.found.get(bucket(ByHash(plan.primary)), [])), None)
             if doc is None or doc.get("revoked_at") is not None or plan.primary in self.revoked:
+                return False
+            if swept(doc, self.pending):
                 return False
         return plan.primary_deny is None or plan.primary_deny.key not in self.denied
 
@@ -177,8 +190,11 @@ async def apply_plans(
     tenant_id: TenantId,
     plans: Sequence[RevocationPlan],
     retention_s: int,
+    pending: Sequence[PendingSweep] = (),
 ) -> list[RevocationOutcome]:
     """Apply ``plans`` in order in ``session``'s transaction: one outcome each.
+    ``pending``: the tenant's pending sweeps (``app.store.sweeps``), whose credentials
+    are not live any more.
 
     Nothing is applied for a tenant that no longer exists: a request may have resolved
     its tenant before the tenant was deleted, and its rows would be inherited by a new
@@ -193,17 +209,18 @@ async def apply_plans(
         found=await _find_named(db, session, tenant_id, plans),
         denied=await _find_denied(db, session, tenant_id, plans),
         next_event_id=0,
+        pending=pending,
     )
     applicable = [plan for plan in plans if batch.applicable(plan)]
     if not applicable:
         return [NOT_APPLIED for _ in plans]
     wanted = sum(len(plan.events) for plan in applicable)
     if wanted:
-        batch.next_event_id = await _reserve_event_ids(db, session, tenant_id, wanted)
+        batch.next_event_id = await reserve_event_ids(db, session, tenant_id, wanted)
     outcomes = [_decide(batch, plan) for plan in plans]
     unused = wanted - sum(len(outcome.event_ids) for outcome in outcomes)
     if unused:  # an earlier plan of the batch took a later one's primary
-        await _reserve_event_ids(db, session, tenant_id, -unused)
+        await reserve_event_ids(db, session, tenant_id, -unused)
     await _write(db, session, batch)
     return outcomes
 
@@ -257,7 +274,7 @@ def _live_selected(batch: _Batch, plan: RevocationPlan) -> list[TokenHash]:
     def take(doc: Document, selector: Selector) -> None:
         token_hash = doc["token_hash"]
         live = is_live(doc, plan.revoked_at) and token_hash not in batch.revoked
-        if live and selects(selector, doc):
+        if live and selects(selector, doc) and not swept(doc, batch.pending):
             taken[token_hash] = None
 
     for selector in plan.selectors:
@@ -350,7 +367,7 @@ async def _write(db: AsyncDatabase[Document], session: AsyncClientSession, batch
         await db[schema.EVENTS].insert_many(batch.events, session=session)
 
 
-async def _reserve_event_ids(
+async def reserve_event_ids(
     db: AsyncDatabase[Document], session: AsyncClientSession, tenant_id: TenantId, n: int
 ) -> int:
     """Take the tenant's next ``n`` event ids (give back ``-n``); returns the first."""

@@ -35,8 +35,12 @@ EVENTS = "events"
 COUNTERS = "counters"
 DELETED_TENANTS = "deleted_tenants"
 """Tenants whose configuration is gone and whose data is still being deleted."""
+SWEEPS = "sweeps"
+"""Pending sweeps (``app.store.sweeps``): inserted when committed, deleted when done.
+Every instance keeps them in memory (``pending_sweeps``), so it is followed like the
+configuration; a sweep's progress is a counter document, which is not."""
 
-CONFIG_COLLECTIONS = (TENANTS, ISSUERS, CLIENTS, ADMIN_KEYS, PLUGINS)
+CONFIG_COLLECTIONS = (TENANTS, ISSUERS, CLIENTS, ADMIN_KEYS, PLUGINS, SWEEPS)
 """What ``config_version()`` follows: a change here must reach every instance's cache."""
 
 DATA_COLLECTIONS = (
@@ -109,8 +113,16 @@ INDEXES: dict[str, tuple[Index, ...]] = {
         Index("tenant_grant", ("tenant_id", "grant_id"), unique=True),
         Index("tenant_sub_client", ("tenant_id", "sub", "client_id")),
     ),
-    SESSIONS: (Index("tenant_session", ("tenant_id", "device_session_id"), unique=True),),
-    MARKS: (Index("tenant_mark", ("tenant_id", "kind", "key"), unique=True),),
+    # The ``*_time`` indexes serve retention (``retention.py``): each tenant's oldest
+    # sessions, marks and events first. A TTL index cannot read a tenant's settings.
+    SESSIONS: (
+        Index("tenant_session", ("tenant_id", "device_session_id"), unique=True),
+        Index("tenant_ended_time", ("tenant_id", "ended_at")),
+    ),
+    MARKS: (
+        Index("tenant_mark", ("tenant_id", "kind", "key"), unique=True),
+        Index("tenant_mark_time", ("tenant_id", "at")),
+    ),
     DENY_LIST: (
         Index("tenant_key", ("tenant_id", "key"), unique=True),
         Index("ttl", (EXPIRE_AT,), ttl=True),
@@ -123,9 +135,16 @@ INDEXES: dict[str, tuple[Index, ...]] = {
         Index("tenant_key_window", ("tenant_id", "key", "window"), unique=True),
         Index("ttl", (EXPIRE_AT,), ttl=True),
     ),
-    EVENTS: (Index("tenant_event", ("tenant_id", "id"), unique=True),),
+    EVENTS: (
+        Index("tenant_event", ("tenant_id", "id"), unique=True),
+        Index("tenant_event_time", ("tenant_id", "time")),
+    ),
     COUNTERS: (Index("tenant_counter", ("tenant_id", "name"), unique=True),),
     DELETED_TENANTS: (Index("tenant", ("tenant_id",), unique=True),),
+    SWEEPS: (
+        Index("tenant", ("tenant_id",)),
+        Index("tenant_sweep", ("tenant_id", "id"), unique=True),
+    ),
 }
 
 

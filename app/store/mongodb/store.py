@@ -4,13 +4,14 @@ Writes that touch more than one document (tenants with their issuers, tenant del
 plugin versions, credential registration, revocation) run in multi-document transactions
 (snapshot reads, majority journaled commits, see ``transactions``). Every other write is
 one atomic single-document operation with the same write concern; reads are majority
-reads on the primary. A server that is gone fails a call within
-``serverSelectionTimeoutMS`` with ``StoreUnavailable``, and the driver reconnects by
-itself when it is back.
+reads on the primary. A server that is gone or stalled fails a call's operation within
+``deadlines.OPERATION_TIMEOUT_MS`` with ``StoreUnavailable``, and the driver reconnects
+by itself when it is back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -39,30 +40,41 @@ from app.models import (
     Tenant,
 )
 from app.store.base import DELETION_PENDING
+from app.store.mongodb import deadlines, plugins, retention, schema, sweeps, write_shards
 from app.store.mongodb import documents as docs
-from app.store.mongodb import plugins, schema
+from app.store.mongodb.abandoned_sessions import AbandonedSessions
 from app.store.mongodb.auth_failures import FailureStamps
 from app.store.mongodb.errors import DUPLICATE_KEY, is_duplicate_key, translate_errors
 from app.store.mongodb.group_commit import GroupCommit
-from app.store.mongodb.registration import register
-from app.store.mongodb.revocation import EVENT_COUNTER, apply_plans, tenant_exists
+from app.store.mongodb.pending_sweeps import PendingSweeps
+from app.store.mongodb.registration import STAMP, register
+from app.store.mongodb.revocation import EVENT_COUNTER, NOT_APPLIED, apply_plans, tenant_exists
 from app.store.mongodb.transactions import MAJORITY, run_in_transaction
 from app.store.mongodb.watcher import ConfigWatcher
+from app.store.sweeps import PendingSweep, as_read
 from app.types import ClientId, TenantId, TokenHash
 
 T = TypeVar("T")
 Document = dict[str, Any]
 
 CLIENT_DEFAULTS: dict[str, Any] = {
-    "serverSelectionTimeoutMS": 2_000,
-    "connectTimeoutMS": 2_000,
-    "socketTimeoutMS": 30_000,
+    "timeoutMS": deadlines.OPERATION_TIMEOUT_MS,
+    "serverSelectionTimeoutMS": deadlines.OPERATION_TIMEOUT_MS,
+    "connectTimeoutMS": deadlines.OPERATION_TIMEOUT_MS,
     "appname": "revocation-service",
 }
-"""Applied unless the URI sets the option: fail fast (503) when the server is gone."""
+"""Applied unless the URI sets the option: fail fast (503) when the server is gone or
+stalled (``deadlines``)."""
+
+BULK_REGISTRATION = 100
+"""A registration of more credentials than this is bulk work (``deadlines.bulk``)."""
 
 REVOCATION_BATCH = 64
 """Most revocations of one tenant committed in one transaction (see ``group_commit``)."""
+
+SWEEP_CHUNK = 2_000
+"""Credentials per transaction of a sweep (``app.store.sweeps``): some hundreds of KB of
+oplog, far below a transaction's 16 MB, and a few seconds on SecantusDB."""
 
 PURGE_CHUNK = 5_000
 """Documents per purge round trip, so no single delete runs long."""
@@ -105,7 +117,9 @@ class MongoStore:
         self._database: AsyncDatabase[Document] | None = None
         self._watcher: ConfigWatcher | None = None
         self._failure_stamps: FailureStamps | None = None
+        self._pending: PendingSweeps | None = None
         self._group_commit = GroupCommit(self._apply_revocations, max_batch=REVOCATION_BATCH)
+        self._abandoned = AbandonedSessions()
 
     # --- plumbing ------------------------------------------------------------------------
     @property
@@ -122,12 +136,24 @@ class MongoStore:
         if self._watcher is not None:
             self._watcher.bump()
 
-    async def _transaction(self, callback: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
+    async def _transaction(
+        self, callback: Callable[[AsyncClientSession], Awaitable[T]], *, bulk: bool = False
+    ) -> T:
+        """``bulk``: thousands of documents, given ``deadlines.BULK_TIMEOUT_S`` as a whole
+        rather than the operation timeout each."""
         if self._client is None:
             raise RuntimeError("MongoStore is not open")
-        return await run_in_transaction(
-            self._client, callback, retry_for_s=self._transaction_retry_s
-        )
+        async with deadlines.bulk(self._db) if bulk else contextlib.nullcontext():
+            return await run_in_transaction(
+                self._client,
+                callback,
+                retry_for_s=self._transaction_retry_s,
+                abandoned=self._abandoned,
+                commit_timeout_s=None if bulk else deadlines.OPERATION_TIMEOUT_MS / 1000,
+            )
+
+    async def _bulk_transaction(self, callback: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
+        return await self._transaction(callback, bulk=True)
 
     # --- lifecycle -----------------------------------------------------------------------
     @translate_errors
@@ -144,7 +170,8 @@ class MongoStore:
                 read_concern=ReadConcern("majority"),
                 read_preference=ReadPreference.PRIMARY,
             )
-            await schema.ensure_schema(database)
+            async with deadlines.bulk(database):  # an index built on a large collection
+                await schema.ensure_schema(database)
             watcher = ConfigWatcher(database, self._refresh_interval_s)
             await watcher.start()
         except BaseException:
@@ -152,6 +179,7 @@ class MongoStore:
             raise
         self._client, self._database, self._watcher = client, database, watcher
         self._failure_stamps = FailureStamps(database[schema.AUTH_FAILURES])
+        self._pending = PendingSweeps(database[schema.SWEEPS], watcher)
 
     async def close(self) -> None:
         client, watcher = self._client, self._watcher
@@ -262,6 +290,8 @@ class MongoStore:
                     upsert=True,
                     session=session,
                 )
+            # Registrations and grant writes write one of these: the same for them.
+            await write_shards.write_all(self._db, session, tenant_id, {"$set": {"deleted_at": at}})
             await self._coll(schema.DELETED_TENANTS).update_one(
                 {"tenant_id": tenant_id},
                 {"$setOnInsert": {"deleted_at": at, "chunks": 0}},
@@ -307,7 +337,7 @@ class MongoStore:
             )
             return 0
 
-        while await self._transaction(chunk):
+        while await self._transaction(chunk, bulk=True):
             pass
 
     # --- tenant admin keys ---------------------------------------------------------------
@@ -448,14 +478,15 @@ class MongoStore:
             await self._require_tenant(tenant_id, session)
             return await register(self._db, session, tenant_id, credentials, self._retention_s)
 
+        bulk = len(credentials) > BULK_REGISTRATION
         try:
-            return await self._transaction(insert)
+            return await self._transaction(insert, bulk=bulk)
         except PyMongoError as exc:
             if not is_duplicate_key(exc):
                 raise
         # A concurrent registration of the same token committed between our read and our
         # insert: once more, now that it is visible, it counts as a duplicate or clashes.
-        return await self._transaction(insert)
+        return await self._transaction(insert, bulk=bulk)
 
     @translate_errors
     async def find_credential(
@@ -464,7 +495,12 @@ class MongoStore:
         doc = await self._coll(schema.CREDENTIALS).find_one(
             {"tenant_id": tenant_id, "token_hash": token_hash}, docs.HIDDEN
         )
-        return None if doc is None else docs.credential_of(doc)
+        if doc is None:
+            return None
+        found = docs.credential_of(doc)
+        if found.revoked_at is not None:
+            return found
+        return as_read(found, doc.get(STAMP), await self._pending_sweeps(tenant_id))
 
     @translate_errors
     async def count_token_hashes(
@@ -492,6 +528,7 @@ class MongoStore:
     async def put_grant(self, grant: Grant) -> None:
         async def put(session: AsyncClientSession) -> None:
             await self._require_tenant(grant.tenant_id, session)
+            await write_shards.enter(self._db, session, grant.tenant_id)
             await self._coll(schema.GRANTS).replace_one(
                 {"tenant_id": grant.tenant_id, "grant_id": grant.grant_id},
                 docs.grant_doc(grant),
@@ -499,6 +536,14 @@ class MongoStore:
                 session=session,
             )
 
+        try:
+            await self._transaction(put)
+            return
+        except PyMongoError as exc:
+            if not is_duplicate_key(exc):
+                raise
+        # A concurrent write of the same grant, or a first write of the same write
+        # shard, committed between our snapshot and our insert: once more.
         await self._transaction(put)
 
     async def _require_tenant(self, tenant_id: TenantId, session: AsyncClientSession) -> None:
@@ -539,19 +584,62 @@ class MongoStore:
     async def apply_revocation(
         self, tenant_id: TenantId, plan: RevocationPlan
     ) -> RevocationOutcome:
-        if plan.takes_down_a_client:
-            # A client's every credential: a transaction of its own, so that its size
-            # or its failure is not shared with a batch of other revocations.
-            return (await self._apply_revocations(tenant_id, [plan]))[0]
+        if plan.sweeps:
+            return await self._apply_sweeps(tenant_id, plan)
         return await self._group_commit.submit(tenant_id, plan)
 
     async def _apply_revocations(
         self, tenant_id: TenantId, plans: Sequence[RevocationPlan]
     ) -> list[RevocationOutcome]:
+        pending = await self._pending_sweeps(tenant_id)
+
         async def apply(session: AsyncClientSession) -> list[RevocationOutcome]:
-            return await apply_plans(self._db, session, tenant_id, plans, self._retention_s)
+            return await apply_plans(
+                self._db, session, tenant_id, plans, self._retention_s, pending
+            )
 
         return await self._transaction(apply)
+
+    async def _apply_sweeps(self, tenant_id: TenantId, plan: RevocationPlan) -> RevocationOutcome:
+        """A transaction of its own commits the plan and its sweep; then the sweep is
+        written to its credentials (``app.store.sweeps``)."""
+        pending = await self._pending_sweeps(tenant_id)
+        now = int(time.time())
+
+        async def start(session: AsyncClientSession) -> int | None:
+            return await sweeps.start(
+                self._db, session, tenant_id, plan, pending, self._retention_s, now
+            )
+
+        sweep_id = await self._transaction(start)  # small: the sweep's chunks are bulk
+        if sweep_id is None:
+            return NOT_APPLIED
+        self._config_changed()  # this instance's reads see the sweep from now on
+        return await self._run_sweep(tenant_id, sweep_id)
+
+    async def _run_sweep(self, tenant_id: TenantId, sweep_id: int) -> RevocationOutcome:
+        outcome = await sweeps.run(
+            self._db,
+            self._bulk_transaction,
+            tenant_id,
+            sweep_id,
+            chunk=SWEEP_CHUNK,
+            clock=lambda: int(time.time()),
+        )
+        self._config_changed()
+        return outcome
+
+    async def _pending_sweeps(self, tenant_id: TenantId) -> tuple[PendingSweep, ...]:
+        if self._pending is None:
+            raise RuntimeError("MongoStore is not open")
+        return await self._pending.of(tenant_id)
+
+    @translate_errors
+    async def finish_sweeps(self, idle_s: int) -> int:
+        idle = await sweeps.idle(self._db, int(time.time()) - idle_s)
+        for tenant_id, sweep_id in idle:
+            await self._run_sweep(tenant_id, sweep_id)
+        return len(idle)
 
     @translate_errors
     async def ended_session(self, tenant_id: TenantId, device_session_id: str) -> int | None:
@@ -693,11 +781,32 @@ class MongoStore:
         ):
             collection = self._coll(name)
             while True:
-                chunk = collection.find(expired, {"_id": True}).limit(PURGE_CHUNK)
-                ids = [doc["_id"] async for doc in chunk]
-                if ids:
-                    result = await collection.delete_many({"_id": {"$in": ids}, **expired})
-                    dropped += result.deleted_count
+                async with deadlines.bulk(self._db):
+                    chunk = collection.find(expired, {"_id": True}).limit(PURGE_CHUNK)
+                    ids = [doc["_id"] async for doc in chunk]
+                    if ids:
+                        result = await collection.delete_many({"_id": {"$in": ids}, **expired})
+                        dropped += result.deleted_count
                 if len(ids) < PURGE_CHUNK:
                     break
         return dropped
+
+    # --- retention ---------------------------------------------------------------------
+    @translate_errors
+    async def purge_events(self, tenant_id: TenantId, before: int, limit: int) -> int:
+        async with deadlines.bulk(self._db):
+            return await retention.purge_events(self._db, tenant_id, before, limit)
+
+    @translate_errors
+    async def purge_marks(self, tenant_id: TenantId, set_before: int, limit: int) -> int:
+        async with deadlines.bulk(self._db):
+            return await retention.purge_marks(self._db, tenant_id, set_before, limit)
+
+    @translate_errors
+    async def purge_ended_sessions(
+        self, tenant_id: TenantId, ended_before: int, now: int, limit: int
+    ) -> int:
+        async with deadlines.bulk(self._db):
+            return await retention.purge_ended_sessions(
+                self._db, tenant_id, ended_before, now, limit
+            )

@@ -21,10 +21,19 @@ from app.types import TenantId
 
 NOT_APPLIED = RevocationOutcome(applied=False, count=0)
 
-# Only live credentials are taken down; one already revoked keeps its time and cause,
-# so a credential matched by two selectors is counted once.
-_REVOKE = """UPDATE credentials SET revoked_at = :at, revoked_cause = :cause
-WHERE tenant_id = :tenant AND revoked_at IS NULL AND exp > :at AND """
+SWEEP_COVERS = """s.tenant_id = credentials.tenant_id AND s.client_id = credentials.client_id
+    AND (s.sub IS NULL OR s.sub = credentials.sub)
+    AND s.sweep_id > coalesce(credentials.swept, 0) AND credentials.exp > s.at"""
+"""Whether the sweep scope ``s`` covers the ``credentials`` row (``app.store.sweeps``)."""
+
+SWEPT = f"EXISTS (SELECT 1 FROM sweep_scopes s WHERE {SWEEP_COVERS})"  # noqa: S608
+"""Whether a pending sweep covers the row: it is revoked, though its ``revoked_at`` is
+not written yet. A lookup in an empty table but while a sweep is pending."""
+
+# Only live credentials are taken down; one already revoked (or swept) keeps its time and
+# cause, so a credential matched by two selectors, or by a sweep, is counted once.
+_REVOKE = f"""UPDATE credentials SET revoked_at = :at, revoked_cause = :cause
+WHERE tenant_id = :tenant AND revoked_at IS NULL AND exp > :at AND NOT {SWEPT} AND """  # noqa: S608
 # A type filter: the given types padded with NULL, which matches nothing.
 _TYPES = "type IN (:t0, :t1, :t2)"
 

@@ -183,6 +183,44 @@ MIGRATIONS: tuple[Migration, ...] = (
         )""",
         "CREATE INDEX auth_failures_exp ON auth_failures (exp)",
     ),
+    (
+        # Retention (``app.retention``): each tenant's oldest events, marks and ended
+        # sessions, found without reading the rest of the tenant's rows.
+        "CREATE INDEX events_time ON events (tenant_id, time)",
+        "CREATE INDEX not_before_at ON not_before (tenant_id, at)",
+        "CREATE INDEX ended_sessions_at ON ended_sessions (tenant_id, ended_at)",
+    ),
+    (
+        # Sweeps (``app.store.sweeps``): revocations of a client's every credential,
+        # committed at once and written to each credential in chunks. ``swept`` is the
+        # tenant's latest pending sweep when the credential was registered (NULL: none);
+        # adding a column rewrites no row.
+        "ALTER TABLE credentials ADD COLUMN swept INTEGER",
+        # AUTOINCREMENT: ids are never reused, so a stamp never names a later sweep.
+        """CREATE TABLE sweeps (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            tenant_id TEXT NOT NULL,
+            at INTEGER NOT NULL,
+            cause TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            events TEXT NOT NULL,
+            touched_at INTEGER NOT NULL
+        )""",
+        "CREATE INDEX sweeps_tenant ON sweeps (tenant_id, id)",
+        # One row per scope of a sweep, until that scope is done; ``after_rowid`` is how
+        # far it got (credentials are swept in rowid order). Empty but while a sweep is
+        # pending, so the reads that consult it cost next to nothing.
+        """CREATE TABLE sweep_scopes (
+            tenant_id TEXT NOT NULL,
+            client_id TEXT NOT NULL,
+            sub TEXT,
+            sweep_id INTEGER NOT NULL,
+            at INTEGER NOT NULL,
+            cause TEXT NOT NULL,
+            after_rowid INTEGER NOT NULL
+        )""",
+        "CREATE INDEX sweep_scopes_client ON sweep_scopes (tenant_id, client_id)",
+    ),
 )
 
 TENANT_TABLES: tuple[str, ...] = (
@@ -199,6 +237,8 @@ TENANT_TABLES: tuple[str, ...] = (
     "auth_failures",
     "events",
     "event_seq",
+    "sweeps",
+    "sweep_scopes",
     "tenants",
 )
 """Every table holding a tenant's rows (``tenants`` last)."""
@@ -209,6 +249,8 @@ CONFIG_TABLES: frozenset[str] = frozenset(
 """Tables whose changes bump ``config_version``."""
 
 DATA_TABLES: dict[str, str] = {
+    "sweep_scopes": "rowid",
+    "sweeps": "id",
     "credentials": "rowid",
     "grants": "grant_id",
     "ended_sessions": "device_session_id",

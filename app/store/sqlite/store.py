@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,7 +29,15 @@ from app.models import (
     SubjectClient,
     Tenant,
 )
-from app.store.sqlite import auth_failures, connection, plugins, revocation, writes
+from app.store.sqlite import (
+    auth_failures,
+    connection,
+    plugins,
+    retention,
+    revocation,
+    sweeps,
+    writes,
+)
 from app.store.sqlite.config_stamp import ConfigStamp
 from app.store.sqlite.connection import open_reader, open_writer
 from app.store.sqlite.errors import closed, translated
@@ -53,6 +62,10 @@ DELETE_CHUNK = 5_000
 """Rows of a deleted tenant's data per transaction, for the same reason."""
 
 HEAVY_REGISTRATION = 100
+
+SWEEP_CHUNK = 10_000
+"""Credentials per transaction of a sweep (``app.store.sweeps``): a client's million
+credentials hold up other writes for a few milliseconds at a time."""
 """Registrations of more credentials than this run off the event loop."""
 
 _TENANT = "SELECT tenant_id, settings, key_salt, created_at, updated_at FROM tenants"
@@ -287,8 +300,14 @@ class SqliteStore:
     async def find_credential(
         self, tenant_id: TenantId, token_hash: TokenHash
     ) -> Credential | None:
-        rows = self._rows(writes.FIND_CREDENTIAL, (tenant_id, token_hash))
-        return credential_of(rows[0]) if rows else None
+        rows = self._rows(sweeps.FIND_CREDENTIAL, (tenant_id, token_hash))
+        if not rows:
+            return None
+        found = credential_of(rows[0])
+        swept_at, cause = rows[0][12:]
+        if swept_at is None:
+            return found
+        return replace(found, revoked_at=swept_at, revoked_cause=cause)
 
     async def count_token_hashes(
         self, tenant_id: TenantId, length: int, prefix: bytes, exp_from: int
@@ -322,10 +341,33 @@ class SqliteStore:
     async def apply_revocation(
         self, tenant_id: TenantId, plan: RevocationPlan
     ) -> RevocationOutcome:
-        return await self._write(
-            lambda conn: revocation.apply_plan(conn, tenant_id, plan),
-            heavy=plan.takes_down_a_client,
+        if not plan.sweeps:
+            return await self._write(lambda conn: revocation.apply_plan(conn, tenant_id, plan))
+        sweep_id, outcome = await self._write(
+            lambda conn: sweeps.start(conn, tenant_id, plan, int(time.time()), SWEEP_CHUNK),
+            heavy=True,
         )
+        if outcome is None:
+            assert sweep_id is not None  # a sweep that goes on has an id
+            outcome = await self._sweep(sweep_id)
+        return outcome
+
+    async def _sweep(self, sweep_id: int) -> RevocationOutcome:
+        """Advance the sweep chunk by chunk, each chunk its own write, until it is done."""
+        while True:
+            outcome = await self._write(
+                lambda conn: sweeps.step(conn, sweep_id, int(time.time()), SWEEP_CHUNK),
+                heavy=True,
+            )
+            if outcome is not None:
+                return outcome
+
+    async def finish_sweeps(self, idle_s: int) -> int:
+        touched_before = int(time.time()) - idle_s
+        pending = [row[0] for row in self._rows(sweeps.IDLE, (touched_before,))]
+        for sweep_id in pending:
+            await self._sweep(sweep_id)
+        return len(pending)
 
     async def ended_session(self, tenant_id: TenantId, device_session_id: str) -> int | None:
         rows = self._rows(
@@ -400,3 +442,23 @@ class SqliteStore:
             total += sum(dropped)
             if max(dropped) < PURGE_CHUNK:
                 return total
+
+    # --- retention ------------------------------------------------------------------------
+
+    async def purge_events(self, tenant_id: TenantId, before: int, limit: int) -> int:
+        return await self._write(
+            lambda conn: retention.purge_events(conn, tenant_id, before, limit), heavy=True
+        )
+
+    async def purge_marks(self, tenant_id: TenantId, set_before: int, limit: int) -> int:
+        return await self._write(
+            lambda conn: retention.purge_marks(conn, tenant_id, set_before, limit), heavy=True
+        )
+
+    async def purge_ended_sessions(
+        self, tenant_id: TenantId, ended_before: int, now: int, limit: int
+    ) -> int:
+        return await self._write(
+            lambda conn: retention.purge_ended_sessions(conn, tenant_id, ended_before, now, limit),
+            heavy=True,
+        )

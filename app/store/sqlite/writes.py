@@ -4,13 +4,14 @@ the batch's transaction."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from app.errors import Conflict, NotFound
 from app.models import AdminKey, Client, Credential, Grant, RegistrationOutcome, Tenant
 from app.store.base import DELETION_PENDING
+from app.store.late_registration import MarkKey, as_registered, wanted_marks
 from app.store.sqlite.rows import client_row, credential_of, credential_row, grant_row, tenant_row
 from app.store.sqlite.schema import CONFIG_TABLES, DATA_TABLES, TENANT_TABLES
 from app.types import ClientId, TenantId, TokenHash
@@ -164,9 +165,10 @@ def delete_client(conn: sqlite3.Connection, tenant_id: TenantId, client_id: Clie
 # --- credentials and grants -------------------------------------------------------------
 
 INSERT_CREDENTIAL = """INSERT INTO credentials (tenant_id, token_hash, type, client_id, exp,
-    sub, grant_id, device_session_id, scope, iat, revoked_at, revoked_cause)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    sub, grant_id, device_session_id, scope, iat, revoked_at, revoked_cause, swept)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (tenant_id, token_hash) DO NOTHING"""
+"""The last value is the credential's sweep stamp (``app.store.sweeps``)."""
 
 FIND_CREDENTIAL = """SELECT tenant_id, token_hash, type, client_id, exp, sub, grant_id,
     device_session_id, scope, iat, revoked_at, revoked_cause
@@ -191,8 +193,10 @@ def register_credentials(
         seen = first.setdefault(credential.token_hash, (index, credential))[1]
         if not seen.same_issue(credential):
             raise Conflict(f"credential {index} repeats an earlier one with other fields")
+    stamp = latest_sweep(conn, tenant_id)
+    batch = as_registered([c for _, c in first.values()], marks_of(conn, tenant_id, first))
     inserted: int = conn.executemany(
-        INSERT_CREDENTIAL, (credential_row(tenant_id, c) for _, c in first.values())
+        INSERT_CREDENTIAL, ((*credential_row(tenant_id, c), stamp) for c in batch)
     ).rowcount
     if inserted < len(first):
         # Some were stored before (ON CONFLICT DO NOTHING left them, revoked or not).
@@ -201,6 +205,33 @@ def register_credentials(
             if not stored.same_issue(credential):
                 raise Conflict(f"credential {index} is already registered with other fields")
     return RegistrationOutcome(registered=inserted, duplicates=len(credentials) - inserted)
+
+
+MARKS_PER_QUERY = 500
+"""Keys per ``IN`` list of ``marks_of`` (SQLite allows 32,766 parameters)."""
+
+
+def marks_of(
+    conn: sqlite3.Connection, tenant_id: TenantId, batch: Mapping[TokenHash, tuple[int, Credential]]
+) -> dict[MarkKey, int]:
+    """The set marks among the batch's ``wanted_marks``: primary-key lookups."""
+    found: dict[MarkKey, int] = {}
+    for kind, keys in wanted_marks([c for _, c in batch.values()]).items():
+        for start in range(0, len(keys), MARKS_PER_QUERY):
+            chunk = keys[start : start + MARKS_PER_QUERY]
+            rows = conn.execute(
+                "SELECT key, at FROM not_before WHERE tenant_id = ? AND kind = ?"  # noqa: S608
+                f" AND key IN ({', '.join('?' * len(chunk))})",
+                (tenant_id, kind.value, *chunk),
+            )
+            found.update(((kind, key), at) for key, at in rows.fetchall())
+    return found
+
+
+def latest_sweep(conn: sqlite3.Connection, tenant_id: TenantId) -> int | None:
+    """The stamp of a credential registered now: the tenant's latest pending sweep."""
+    latest: int | None = one(conn, "SELECT max(id) FROM sweeps WHERE tenant_id = ?", [tenant_id])[0]
+    return latest
 
 
 def put_grant(conn: sqlite3.Connection, grant: Grant) -> None:
