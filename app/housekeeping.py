@@ -110,8 +110,11 @@ async def run_housekeeping(
     interval_s: float = PURGE_INTERVAL_S,
     retry_s: float = RETRY_INTERVAL_S,
 ) -> None:
+    # The second round comes soon after start-up: a sweep that a stopped process was
+    # writing until just before this one started is not idle yet in the first round.
+    next_pause = min(interval_s, sweeps.IDLE_S + 1)
     while True:
-        pause = interval_s
+        pause, next_pause = next_pause, interval_s
         try:
             await finish_sweeps(services)
             await finish_deletions(services)
@@ -121,7 +124,7 @@ async def run_housekeeping(
             # Requests report the outage. Retried soon: a deletion or sweep that start-up
             # could not finish (a killed instance's transaction still holding its
             # documents) should not wait an hour.
-            pause = min(interval_s, retry_s)
+            pause = min(pause, retry_s)
         except Exception:
             # A bug must not end the upkeep for the life of the process.
             log.exception("housekeeping_failed")
