@@ -164,6 +164,11 @@ RESPONSES: JSON = {
         ADMIN_ERROR, "A clash: an issuer or alias taken, a tenant being deleted, a name taken."
     ),
     "AdminTooLarge": json_answer(ADMIN_ERROR, "The body is larger than the limit."),
+    "HeadersTooLarge": json_answer(
+        OAUTH_ERROR,
+        "invalid_request: the header block is over --max-header-bytes (32 KiB) or has "
+        "more than --max-headers (100) fields; refused before any work, on every path.",
+    ),
 }
 
 

@@ -29,7 +29,14 @@ from app.errors import Unauthorized
 from app.keys import equal
 from app.middleware.request_context import log_fields
 from app.openapi import admin, public
-from app.openapi.components import ADMIN, PARAMETERS, RESPONSES, SECURITY_SCHEMES, param
+from app.openapi.components import (
+    ADMIN,
+    PARAMETERS,
+    RESPONSES,
+    SECURITY_SCHEMES,
+    param,
+    response,
+)
 from app.openapi.schemas import SCHEMAS
 from app.responses import NO_STORE
 from app.types import JSON
@@ -104,6 +111,7 @@ def build(routes: Sequence[BaseRoute], *, with_admin: bool) -> JSON:
             operation["description"] = (
                 f"{OPERATOR_ONLY_NOTE} {text}" if text else OPERATOR_ONLY_NOTE
             )
+        operation["responses"].setdefault("431", response("HeadersTooLarge"))
         operation["operationId"] = operation_id(method, path)
         paths.setdefault(path, {})[method.lower()] = operation
     document: JSON = {
