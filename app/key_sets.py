@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import jwt
 
+from app.errors import FieldError
 from app.outbound import Fetcher, FetchRefused, HostRules
 
 DEFAULT_TTL_S = 300
@@ -75,6 +76,21 @@ def parse(document: Any) -> tuple[jwt.PyJWK, ...]:
     if not keys:
         raise KeySetUnavailable("the JWK set holds no usable signature key")
     return tuple(keys)
+
+
+def check_public(document: Any, path: str) -> None:
+    """Admin input (a client's or a tenant's ``jwks`` at ``path``): a JWK set of public
+    signature keys, at least one of them usable, else ``FieldError``. A key with secret
+    material is named rather than skipped as ``parse`` would: such input is readable by
+    the tenant's admins and must be refused."""
+    if isinstance(document, Mapping) and isinstance(document.get("keys"), list):
+        for i, key in enumerate(document["keys"]):
+            if isinstance(key, Mapping) and not PRIVATE_MEMBERS.isdisjoint(key):
+                raise FieldError(f"{path}.keys[{i}]", "holds secret key material: give public keys")
+    try:
+        parse(document)
+    except KeySetUnavailable as exc:
+        raise FieldError(path, str(exc)) from None
 
 
 def _for_signatures(item: Mapping[str, Any]) -> bool:

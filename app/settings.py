@@ -14,8 +14,7 @@ from typing import Any
 from app.auth_methods import AuthMethod
 from app.errors import FieldError
 from app.issuers import normalize_issuer
-from app.key_sets import PRIVATE_MEMBERS, KeySetUnavailable
-from app.key_sets import parse as parse_key_set
+from app.key_sets import check_public as check_public_key_set
 from app.types import JSON
 
 SIGNING_ALGS = (
@@ -137,13 +136,7 @@ def _jwks(path: str, value: Any) -> JSON:
     settings are readable by the tenant's admins, so no private or symmetric key."""
     if not isinstance(value, dict) or not isinstance(value.get("keys"), list):
         raise FieldError(path, "must be a JWK set: an object with a list 'keys'")
-    for i, key in enumerate(value["keys"]):
-        if isinstance(key, dict) and not PRIVATE_MEMBERS.isdisjoint(key):
-            raise FieldError(f"{path}.keys[{i}]", "holds secret key material: give public keys")
-    try:
-        parse_key_set(value)
-    except KeySetUnavailable as exc:
-        raise FieldError(path, str(exc)) from None
+    check_public_key_set(value, path)
     return value
 
 

@@ -36,7 +36,7 @@ from app.admin.fields import (
 from app.admin.tenants import require_tenant
 from app.auth_methods import KEY_METHODS, SEALED_SECRET_METHODS, SECRET_METHODS, AuthMethod
 from app.errors import FieldError, NotFound
-from app.key_sets import PRIVATE_MEMBERS, KeySetUnavailable, parse
+from app.key_sets import check_public as check_public_key_set
 from app.keys import KeyRing
 from app.models import Client, ClientType, Tenant
 from app.services import Services
@@ -116,26 +116,12 @@ def _keys(body: Mapping[str, Any], method: AuthMethod) -> tuple[JSON | None, str
     if jwks is None and jwks_uri is None:
         raise FieldError("jwks", "private_key_jwt needs jwks or jwks_uri")
     if jwks is not None:
-        _check_jwks(jwks)
+        check_public_key_set(jwks, "jwks")
     if jwks_uri is not None:
         parts = urlsplit(jwks_uri)
         if parts.scheme not in ("https", "http") or not parts.hostname:
             raise FieldError("jwks_uri", "must be an absolute https (or http) URL")
     return jwks, jwks_uri
-
-
-def _check_jwks(jwks: Any) -> None:
-    """A JWK set of public signature keys, at least one of them usable: the set that
-    client assertions are verified with (``app.key_sets``)."""
-    if isinstance(jwks, dict) and isinstance(jwks.get("keys"), list):
-        for i, key in enumerate(jwks["keys"]):
-            # ``parse`` would skip it; the admin is told instead.
-            if isinstance(key, dict) and not PRIVATE_MEMBERS.isdisjoint(key):
-                raise FieldError(f"jwks.keys[{i}]", "holds secret key material: give public keys")
-    try:
-        parse(jwks)
-    except KeySetUnavailable as exc:
-        raise FieldError("jwks", str(exc)) from None
 
 
 def client_from_json(
