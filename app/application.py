@@ -21,6 +21,7 @@ from app.middleware.cors import CorsMiddleware
 from app.middleware.header_limits import HeaderLimits, HeaderLimitsMiddleware
 from app.middleware.request_context import RequestContextMiddleware
 from app.middleware.tenancy import TenancyMiddleware
+from app.propagation.delivery import Deliverer
 from app.responses import NO_STORE, error_response
 from app.routes import routes
 from app.services import Services
@@ -42,9 +43,12 @@ def create_app(
         opened = await open_services(config)
         app.state.services = opened
         upkeep = asyncio.create_task(run_housekeeping(opened))
+        deliverer = Deliverer(opened)
+        await deliverer.start()
         try:
             yield
         finally:
+            await deliverer.stop()
             upkeep.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await upkeep

@@ -101,6 +101,20 @@ class Conflict(ServiceError):
     error = "conflict"
 
 
+class NotAcceptable(ServiceError):
+    """No representation the request's ``Accept`` allows."""
+
+    status_code = 406
+    error = "not_acceptable"
+
+
+class NotSupported(ServiceError):
+    """A request feature this service does not implement (HTTP 501)."""
+
+    status_code = 501
+    error = "not_implemented"
+
+
 class FieldError(InvalidRequest):
     """Bad admin input; ``field`` is the dotted path of the wrong field."""
 

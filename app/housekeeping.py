@@ -1,6 +1,6 @@
 """Background upkeep of each process: purging credentials long past ``exp``, purging
-what each tenant's retention settings let go (``app.retention``), and finishing tenant
-deletions that a stopped process left half done.
+what each tenant's retention settings let go (``app.retention``), dropping signing keys
+long rotated out, and finishing tenant deletions that a stopped process left half done.
 
 A credential or deny-list entry is kept ``credential_retention_s`` after it expires (so
 it cannot be registered again and come back while clocks disagree), then dropped. The
@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 import structlog
 
 from app.errors import StoreUnavailable
+from app.propagation.signing_keys import DROP_AFTER_S
 from app.retention import Cutoffs, cutoffs
 from app.services import Services
 from app.settings import TenantSettings
@@ -89,6 +90,18 @@ async def purge_retained(services: Services) -> dict[str, int]:
     return counts
 
 
+async def drop_retired_signing_keys(services: Services) -> int:
+    """Drop the tenants' signing keys that stopped being published over a day ago
+    (``app.propagation.signing_keys``)."""
+    before = services.clock() - DROP_AFTER_S
+    dropped = 0
+    for tenant in await services.store.list_tenants():
+        dropped += await services.store.drop_retired_signing_keys(tenant.tenant_id, before)
+    if dropped:
+        log.info("retired_signing_keys_dropped", count=dropped)
+    return dropped
+
+
 async def finish_deletions(services: Services) -> int:
     finished = await services.store.finish_deletions()
     if finished:
@@ -120,6 +133,7 @@ async def run_housekeeping(
             await finish_deletions(services)
             await purge_once(services)
             await purge_retained(services)
+            await drop_retired_signing_keys(services)
         except StoreUnavailable:
             # Requests report the outage. Retried soon: a deletion or sweep that start-up
             # could not finish (a killed instance's transaction still holding its

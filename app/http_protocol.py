@@ -25,6 +25,7 @@ from uvicorn.server import ServerState
 
 from app.asgi import worker_config
 from app.middleware.header_limits import HeaderLimits, HeadersTooLarge
+from app.propagation.notifier import server_stopping
 from app.responses import NO_STORE
 
 log = structlog.get_logger("revocation.serve")
@@ -116,6 +117,12 @@ class HeaderLimitedProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self.reading_head = False
         super().on_headers_complete()
+
+    def shutdown(self) -> None:
+        """Graceful shutdown waits for every request in progress: an event stream or a
+        long-poll held open would hold it up, so they are told to answer now."""
+        server_stopping()
+        super().shutdown()
 
     def send_400_response(self, msg: str) -> None:
         if self.refusal is not None:  # the parser stopped because a limit was reached

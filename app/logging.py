@@ -104,3 +104,6 @@ def configure_logging(
     logging.getLogger("uvicorn.access").handlers[:] = []
     logging.getLogger("uvicorn.access").propagate = False
     logging.getLogger("pymongo").setLevel(logging.WARNING)
+    # A line per outbound request (SET deliveries, key sets) would name URLs that tenants
+    # give, query strings included; delivery logs its own lines.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -70,6 +70,9 @@ class Credential:
     iat: int | None = None
     revoked_at: int | None = None
     revoked_cause: str | None = None
+    status_idx: int | None = None
+    """Its index in the tenant's Token Status List (``app.propagation.status_list``),
+    assigned at registration where the tenant has one; not part of the issuance."""
 
     def _issue(self) -> tuple[object, ...]:
         return (
@@ -284,13 +287,15 @@ class MarkKind(StrEnum):
     CLIENT = "client"
     CLIENT_SUBJECT = "client_subject"
     GRANT = "grant"
+    SUBJECT = "subject"
+    """Every client's: a Global Token Revocation of the subject."""
 
 
 @dataclass(frozen=True, slots=True)
 class NotBeforeMark:
     kind: MarkKind
     key: str
-    """``client_id``; ``client_id`` + NUL + ``sub``; or ``grant_id``."""
+    """``client_id``; ``client_id`` + NUL + ``sub``; ``grant_id``; or ``sub``."""
     at: int
 
 
@@ -352,3 +357,90 @@ class RevocationOutcome:
 class RegistrationOutcome:
     registered: int
     duplicates: int
+    status: tuple[JSON | None, ...] | None = None
+    """Where the tenant has a Token Status List: each given credential's ``status``
+    claim (``app.propagation.status_indexes``), in order; None where it has none."""
+
+
+# --- propagation to resource servers (contract section 4.4) --------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    """One of a tenant's own signing keys (Security Event Tokens, the status list).
+
+    The private key is sealed under the tenant's key (``KeyRing.seal_secret``); the
+    public JWK is published at ``{issuer}/jwks`` until ``retire_at``.
+    """
+
+    tenant_id: TenantId
+    kid: str
+    alg: str
+    public_jwk: JSON
+    sealed_private: bytes
+    created_at: int
+    retire_at: int | None = None
+    """None: the current key (one per tenant). Else when a rotation retires it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Receiver:
+    """A receiver of the tenant's Security Event Tokens (RFC 8935 push or RFC 8936
+    poll), as a tenant admin registered it. Configuration: its writes move
+    ``config_version``; its delivery state (``ReceiverState``) does not."""
+
+    tenant_id: TenantId
+    receiver_id: str
+    delivery: str
+    """``push`` or ``poll``."""
+    events: tuple[str, ...]
+    """Event type URIs it wants (``app.propagation.rfc8417``)."""
+    url: str | None = None
+    """Push: where SETs are POSTed."""
+    authorization_sealed: bytes | None = None
+    """Push: the ``Authorization`` header value to send, sealed (never returned)."""
+    client_id: ClientId | None = None
+    """Poll: the tenant's client that polls (authenticated as at the other endpoints)."""
+    audience: str | None = None
+    """The SETs' ``aud``; None: the URL (push) or the client id (poll)."""
+    created_at: int = 0
+    updated_at: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiverState:
+    """Where delivery to one receiver stands: the queue is the tenant's events after
+    ``cursor`` (of the receiver's types), so a restart loses nothing."""
+
+    tenant_id: TenantId
+    receiver_id: str
+    cursor: int
+    """The id of the last event delivered (acknowledged by the receiver)."""
+    status: str = "active"
+    """``active`` or ``paused``."""
+    paused_reason: str | None = None
+    failing_since: int | None = None
+    """When the first of the current run of failed attempts was; None when none."""
+    attempts: int = 0
+    """Failed attempts in the current run (drives the back-off)."""
+    next_attempt_at: int = 0
+    last_error: str | None = None
+    delivered: int = 0
+    """SETs delivered since the receiver was registered."""
+    lease_owner: str | None = None
+    lease_until: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryAttempt:
+    """One entry of a receiver's delivery log (the latest are kept)."""
+
+    time: int
+    event_id: int
+    outcome: str
+    """``delivered``, ``failed``, ``acknowledged`` (poll), ``set_error`` (poll),
+    ``paused``, ``resumed``."""
+    status: int | None = None
+    """The receiver's HTTP status, where there was one."""
+    detail: str | None = None
+    duration_ms: int | None = None

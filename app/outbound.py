@@ -1,4 +1,5 @@
-"""Outbound HTTP requests to URLs that tenants give (key sets), held to host rules.
+"""Outbound HTTP requests to URLs that tenants give (key sets, receivers of Security
+Event Tokens), held to host rules.
 
 A tenant's admin chooses these URLs, so a fetch must not become a way into the
 operator's network (server-side request forgery):
@@ -13,6 +14,10 @@ operator's network (server-side request forgery):
   DNS answer that changes between the check and the connection cannot redirect it;
 - redirects are not followed, the time is bounded and so is the body (read as sent:
   only ``identity`` is asked for, so a small compressed answer cannot expand past it).
+
+Connections are kept alive only by a ``Fetcher`` made for one destination
+(``keep_alive=True``): its pool knows a connection by the checked address alone, so it
+must never carry a request for another name.
 """
 
 from __future__ import annotations
@@ -36,6 +41,16 @@ _IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
 
 class FetchRefused(Exception):
     """The URL may not be fetched, or did not answer usably; ``str()`` says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What a destination answered a POST: its status and the start of its body."""
+
+    status: int
+    content_type: str
+    body: bytes
+    """At most the fetcher's ``max_bytes``: the rest is not read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,10 +117,28 @@ async def resolve(host: str, port: int, rules: HostRules) -> str:
     return addresses[0]
 
 
+def check_url(url: str, rules: HostRules) -> tuple[SplitResult, str, int]:
+    """The URL's parts, host and port, or ``FetchRefused`` when it is not an http(s) URL
+    or its host is not in the rules' patterns (addresses are checked when resolving)."""
+    try:
+        parts = urlsplit(url)
+        explicit_port = parts.port
+    except ValueError:
+        raise FetchRefused("not a valid URL") from None
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise FetchRefused("not an http(s) URL")
+    host = parts.hostname
+    if not rules.host_allowed(host):
+        raise FetchRefused(f"{host} is not in key_fetch.allowed_hosts")
+    return parts, host, explicit_port or (443 if parts.scheme == "https" else 80)
+
+
 class Fetcher:
-    """GETs JSON documents under host rules; one client per process, no kept-alive
-    connections: the pool knows a connection by its address only, and a TLS connection
-    checked for one name must not carry the request for another name at that address."""
+    """GETs JSON documents and POSTs under host rules. The process's fetcher keeps no
+    connection alive: the pool knows a connection by its address only, and a TLS
+    connection checked for one name must not carry the request for another name at that
+    address. ``keep_alive=True``: a fetcher for one destination name only (a receiver of
+    Security Event Tokens), whose connections are each to an address checked for it."""
 
     def __init__(
         self,
@@ -114,12 +147,15 @@ class Fetcher:
         max_bytes: int = DEFAULT_MAX_BYTES,
         verify: ssl.SSLContext | bool = True,
         transport: httpx.AsyncBaseTransport | None = None,
+        keep_alive: bool = False,
     ) -> None:
         self.timeout_s = timeout_s
         self.max_bytes = max_bytes
         if transport is None:
             transport = httpx.AsyncHTTPTransport(
-                verify=verify, trust_env=False, limits=httpx.Limits(max_keepalive_connections=0)
+                verify=verify,
+                trust_env=False,
+                limits=httpx.Limits(max_keepalive_connections=1 if keep_alive else 0),
             )
         self._client = httpx.AsyncClient(
             timeout=timeout_s,
@@ -138,17 +174,7 @@ class Fetcher:
     async def get_json(self, url: str, rules: HostRules) -> Any:
         """The JSON document at ``url``; ``FetchRefused`` for a refused host, an error
         status, a redirect, a body over the limit, a time-out or invalid JSON."""
-        try:
-            parts = urlsplit(url)
-            explicit_port = parts.port
-        except ValueError:
-            raise FetchRefused("not a valid URL") from None
-        if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise FetchRefused("not an http(s) URL")
-        host = parts.hostname
-        if not rules.host_allowed(host):
-            raise FetchRefused(f"{host} is not in key_fetch.allowed_hosts")
-        port = explicit_port or (443 if parts.scheme == "https" else 80)
+        parts, host, port = check_url(url, rules)
         try:
             async with asyncio.timeout(self.timeout_s):
                 address = await resolve(host, port, rules)
@@ -160,7 +186,54 @@ class Fetcher:
         except (ValueError, RecursionError):  # RecursionError: nested too deep
             raise FetchRefused("the answer is not JSON") from None
 
-    async def _get(self, parts: SplitResult, host: str, address: str, port: int) -> bytes:
+    async def post(
+        self, url: str, rules: HostRules, content: bytes, headers: dict[str, str]
+    ) -> Reply:
+        """POST ``content`` to ``url``: the answer whatever its status (a redirect is an
+        answer too, never followed); ``FetchRefused`` for a refused host, a connection
+        that failed or an answer that did not come in time."""
+        parts, host, port = check_url(url, rules)
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                address = await resolve(host, port, rules)
+                request = self._request("POST", parts, host, address, port, headers, content)
+                return await self._exchange(request, host)
+        except TimeoutError:
+            raise FetchRefused(f"no answer from {host} within {self.timeout_s} s") from None
+
+    async def _exchange(self, request: httpx.Request, host: str) -> Reply:
+        """The answer with up to ``max_bytes`` of its body; a longer one is cut (closing
+        the connection rather than reading on)."""
+        try:
+            response = await self._client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise FetchRefused(f"sending to {host} failed: {type(exc).__name__}") from None
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in response.aiter_raw():
+                chunks.append(chunk)
+                size += len(chunk)
+                if size >= self.max_bytes:
+                    break
+        except httpx.HTTPError as exc:
+            raise FetchRefused(f"reading from {host} failed: {type(exc).__name__}") from None
+        finally:
+            await response.aclose()
+        body = b"".join(chunks)[: self.max_bytes]
+        return Reply(response.status_code, response.headers.get("content-type", ""), body)
+
+    def _request(
+        self,
+        method: str,
+        parts: SplitResult,
+        host: str,
+        address: str,
+        port: int,
+        headers: dict[str, str] | None = None,
+        content: bytes | None = None,
+    ) -> httpx.Request:
+        """A request to the checked ``address``, with ``host`` as Host and TLS SNI."""
         scheme = parts.scheme
         literal = f"[{address}]" if ":" in address else address
         target = f"{scheme}://{literal}:{port}{parts.path or '/'}"
@@ -168,10 +241,13 @@ class Fetcher:
             target += f"?{parts.query}"
         default_port = port == (443 if scheme == "https" else 80)
         name = f"[{host}]" if ":" in host else host
-        headers = {"Host": name if default_port else f"{name}:{port}"}
-        request = self._client.build_request(
-            "GET", target, headers=headers, extensions={"sni_hostname": host}
+        all_headers = {**(headers or {}), "Host": name if default_port else f"{name}:{port}"}
+        return self._client.build_request(
+            method, target, headers=all_headers, content=content, extensions={"sni_hostname": host}
         )
+
+    async def _get(self, parts: SplitResult, host: str, address: str, port: int) -> bytes:
+        request = self._request("GET", parts, host, address, port)
         try:
             response = await self._client.send(request, stream=True)
         except httpx.HTTPError as exc:

@@ -9,7 +9,12 @@ of housekeeping's purges (``app.housekeeping``).
   or before then, so it has expired by the cut-off, or lives longer than the tenant's
   bound and is refused for that (``app.oauth.rfc9068.outlives``). An ended session is
   kept further while a stored credential of it is live (the store checks that: a
-  registered credential's ``exp`` is not held to the bound).
+  registered credential's ``exp`` is not held to the bound). A purge that drops marks
+  or ended sessions advances the tenant's retention horizon to its cut-off, in the
+  same transaction (``Store.retention_horizon``): a credential registered later with
+  an ``iat`` before the horizon and an ``exp`` still ahead may have been under a mark
+  that is gone, and lives longer than the bound, so it is registered revoked
+  (``app.store.late_registration``).
 - Expired credentials and deny-list entries: ``credential_retention_s`` after their
   ``exp``, for every tenant alike (``Store.purge_expired``).
 """

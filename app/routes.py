@@ -20,14 +20,25 @@ from app.oauth.rfc7009 import revocation_endpoint
 from app.oauth.rfc7662 import introspection_endpoint
 from app.oauth.rfc8414 import discovery_endpoint
 from app.openapi.document import openapi_endpoint
+from app.propagation.feed import events_endpoint
+from app.propagation.global_revocation import global_revocation_endpoint
+from app.propagation.jwks import jwks_endpoint
+from app.propagation.rfc8936 import set_poll_endpoint
+from app.propagation.status_list import status_list_aggregation_endpoint, status_list_endpoint
 
 
 def routes() -> list[BaseRoute]:
     return [
         Route("/token/revoke", revocation_endpoint, methods=["POST"]),
         Route("/token/introspect", introspection_endpoint, methods=["POST"]),
+        Route("/revocation/events", events_endpoint, methods=["GET", "POST"]),
+        Route("/global-token-revocation", global_revocation_endpoint, methods=["POST"]),
+        Route("/revocation/set-poll/{receiver_id}", set_poll_endpoint, methods=["POST"]),
         Route("/.well-known/openid-configuration", discovery_endpoint, methods=["GET"]),
         Route("/.well-known/oauth-authorization-server", discovery_endpoint, methods=["GET"]),
+        Route("/jwks", jwks_endpoint, methods=["GET"]),
+        Route("/status-lists", status_list_aggregation_endpoint, methods=["GET"]),
+        Route("/status-lists/{number:int}", status_list_endpoint, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),

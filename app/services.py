@@ -11,6 +11,7 @@ from app.key_sets import KeySets
 from app.keys import KeyRing
 from app.outbound import Fetcher, HostRules
 from app.plugins.host import PluginHost
+from app.propagation.notifier import EventNotifier
 from app.store.base import Store
 
 
@@ -24,6 +25,11 @@ class Services:
     plugins: PluginHost
     clock: Clock = system_clock
     key_sets: KeySets = field(default_factory=lambda: KeySets(Fetcher()))
+    notifier: EventNotifier = field(init=False)
+    """Wakes readers of the events feed when new events are committed (one per process)."""
+
+    def __post_init__(self) -> None:
+        self.notifier = EventNotifier(self.store)
 
     def host_rules(self, tenant: TenantView) -> HostRules:
         """Where URLs that this tenant gives (key sets) may be fetched from."""
@@ -32,5 +38,6 @@ class Services:
     async def close(self) -> None:
         """Stop what the services started (the plugin sandbox, outbound connections); the
         store is closed by whoever opened it."""
+        await self.notifier.close()
         await self.plugins.close()
         await self.key_sets.fetcher.close()

@@ -28,6 +28,10 @@ HOST_PATTERN_RE = re.compile(rf"^(?:\*|(?:\*\.)?{_LABEL}(?:\.{_LABEL})*)$")
 TYP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9+./-]{0,63}$")
 CASCADE_POLICIES = ("token", "grant", "subject", "spid", "cie")
 FAILURE_MODES = ("fail_closed", "fail_open")
+SUBJECT_FORMATS = ("iss_sub", "opaque", "email", "phone_number", "account")
+"""RFC 9493 formats a Global Token Revocation request may name a subject in: ``iss_sub``
+(this issuer) and ``opaque`` (the ``sub`` itself) always mean the ``sub``; the others
+only where the tenant's ``sub`` values are of that kind (an e-mail address, …)."""
 TENANT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 ORIGIN_RE = re.compile(r"^https?://[^/?#\s]+$")
 SPACE_OR_CONTROL_RE = re.compile(r"[\s\x00-\x1f\x7f]")
@@ -217,6 +221,13 @@ FIELDS: dict[str, Field] = {
     "rate_limits.per_address_per_minute": Field(_int(1, 1_000_000), 100),
     "retention.events_days": Field(_int(0, MAX_RETENTION_DAYS), 90),
     "retention.max_token_lifetime_s": Field(_int(0, MAX_TOKEN_LIFETIME_S), 31_536_000),
+    "status_list.enabled": Field(_bool, False),
+    "status_list.ttl_s": Field(_int(1, 86_400), 60),
+    "global_revocation.enabled": Field(_bool, False),
+    "global_revocation.subject_formats": Field(
+        _subset(SUBJECT_FORMATS, if_empty="must allow at least one format"), ["iss_sub", "opaque"]
+    ),
+    "receivers.pause_after_s": Field(_int(1, 30 * 86_400), 86_400),
 }
 
 
@@ -333,6 +344,13 @@ class TenantSettings:
     max_token_lifetime_s: int
     """The longest lifetime (``exp`` - ``iat``) of a token the tenant issues; 0: unbounded
     (JWTs are not held to it, not-before marks and ended sessions are kept for ever)."""
+    status_list_enabled: bool
+    status_list_ttl_s: int
+    """The status list token's ``ttl`` and the ``max-age`` it is served with."""
+    global_revocation_enabled: bool
+    global_revocation_subject_formats: frozenset[str]
+    receiver_pause_after_s: int
+    """A push receiver failing for this long without a success is paused."""
 
     @classmethod
     def of(cls, settings: Mapping[str, Any]) -> TenantSettings:
@@ -368,6 +386,11 @@ class TenantSettings:
             per_address_per_minute=explicit(settings, "rate_limits.per_address_per_minute"),
             events_retention_days=get("retention.events_days"),
             max_token_lifetime_s=get("retention.max_token_lifetime_s"),
+            status_list_enabled=get("status_list.enabled"),
+            status_list_ttl_s=get("status_list.ttl_s"),
+            global_revocation_enabled=get("global_revocation.enabled"),
+            global_revocation_subject_formats=frozenset(get("global_revocation.subject_formats")),
+            receiver_pause_after_s=get("receivers.pause_after_s"),
         )
 
     def all_issuers(self) -> list[str]:

@@ -315,6 +315,7 @@ async def test_rotation_keeps_every_stored_credential_revocable(
         "client_secrets": 3,  # app, other, rs (jwt-rp's hash was made again with its seal)
         "sealed_secrets": 0,
         "admin_keys": 1,
+        "signing_keys": 0,
     }
     with pytest.raises(Conflict, match="current key"):
         await key_rotation.retire(services, 2, now=now)
@@ -332,9 +333,10 @@ async def test_rotation_keeps_every_stored_credential_revocable(
     )
     assert deleted.status_code == 204
     listing = await key_rotation.list_keys(services, later)
+    nothing_else = {"admin_keys": 0, "signing_keys": 0}
     assert [(k["id"], k["holds"]) for k in listing["keys"]] == [
-        (2, {"credentials": 0, "client_secrets": 4, "sealed_secrets": 1, "admin_keys": 0}),
-        (1, {"credentials": 0, "client_secrets": 0, "sealed_secrets": 0, "admin_keys": 0}),
+        (2, {"credentials": 0, "client_secrets": 4, "sealed_secrets": 1, **nothing_else}),
+        (1, {"credentials": 0, "client_secrets": 0, "sealed_secrets": 0, **nothing_else}),
     ]
     retired = await key_rotation.retire(services, 1, now=later)
     assert [k["id"] for k in retired["keys"]] == [2]
@@ -489,6 +491,7 @@ def test_keys_commands_then_a_real_restart(
     code, listed, _ = run(capsys, "keys", "list", *data)
     assert code == 0 and listed["ring"] is None
     holds = {"credentials": 1, "client_secrets": 1, "sealed_secrets": 0, "admin_keys": 0}
+    holds["signing_keys"] = 0
     assert listed["keys"] == [{"id": 1, "state": "current", "holds": holds}]
 
     code, rotated, err = run(capsys, "keys", "rotate", *data)

@@ -4,7 +4,7 @@
 everything. A tenant admin key has the form ``rtk_<tenant_id>_<key_id>_<secret>``: the
 tenant and key id let it be looked up (``Store.get_admin_key``) and its keyed hash is
 compared in constant time; only the hash is stored. A tenant key reaches only its own
-tenant's clients, credentials, grants, subjects, events and settings (not ``issuer``,
+tenant's clients, credentials, grants, subjects, events, receivers and settings (not ``issuer``,
 ``issuer_aliases`` or ``enabled``); anything else is ``403``. No key or an unknown key is
 ``401`` with ``WWW-Authenticate: Bearer``.
 """

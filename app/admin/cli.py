@@ -1,4 +1,5 @@
-"""Operator subcommands (``tenant``, ``client``, ``credential``, ``plugin``, ``events``).
+"""Operator subcommands (``tenant``, ``client``, ``credential``, ``plugin``, ``events``,
+``signing-key``, ``receiver``).
 
 Each opens the store named by ``--data-dir`` / ``--mongodb-uri``, runs the same operation
 as the admin API, prints the same JSON to stdout (nothing for a delete) and exits 0; on an
@@ -26,6 +27,8 @@ from app.admin import (
     events,
     key_rotation,
     plugins,
+    receivers,
+    signing_keys,
     tenants,
 )
 from app.admin.http import parse_json
@@ -34,6 +37,7 @@ from app.admin.representations import (
     client_json,
     events_json,
     plugin_json,
+    receiver_json,
     registration_json,
     tenant_json,
     tenant_summary,
@@ -114,6 +118,31 @@ def register(
     p = add(e, "list", _events_list, "events after a cursor, in order", "tenant_id")
     p.add_argument("--after", default=None, help="the last event id seen [from the start]")
     p.add_argument("--limit", default=None, help=f"at most this many [{events.DEFAULT_LIMIT}]")
+
+    s = group(commands, "signing-key", "a tenant's own signing keys (SETs, status list)")
+    p = add(s, "list", _signing_key_list, "the kept keys, current first (public parts)")
+    p.add_argument("--tenant", required=True, metavar="TENANT_ID")
+    p = add(s, "rotate", _signing_key_rotate, "make a new key current")
+    p.add_argument("--tenant", required=True, metavar="TENANT_ID")
+    p.add_argument(
+        "--overlap-s",
+        type=int,
+        default=None,
+        help="how long the replaced key stays published [604800, 7 days]",
+    )
+
+    v = group(commands, "receiver", "a tenant's receivers of Security Event Tokens")
+    receiver_commands = [
+        add(v, "put", _receiver_put, "register or replace a receiver", "receiver_id"),
+        add(v, "get", _receiver_get, "show a receiver, its state and log", "receiver_id"),
+        add(v, "list", _receiver_list, "list the tenant's receivers"),
+        add(v, "delete", _receiver_delete, "delete a receiver", "receiver_id"),
+    ]
+    for p in receiver_commands:
+        p.add_argument("--tenant", required=True, metavar="TENANT_ID")
+    receiver_commands[0].add_argument(
+        "--json", required=True, metavar="FILE", help="a JSON file, or - for stdin"
+    )
 
     register_keys(commands, add_store_options)
     backup.register(commands, add_store_options)
@@ -290,6 +319,35 @@ async def _events_list(s: Services, args: argparse.Namespace) -> Any:
     after, limit = events.parse_after(args.after), events.parse_limit(args.limit)
     found, next_cursor = await events.list_events(s, args.tenant_id, after, limit)
     return events_json(found, next_cursor)
+
+
+async def _signing_key_list(s: Services, args: argparse.Namespace) -> Any:
+    return signing_keys.keys_json(await signing_keys.list_keys(s, args.tenant))
+
+
+async def _signing_key_rotate(s: Services, args: argparse.Namespace) -> Any:
+    body = {} if args.overlap_s is None else {"overlap_s": args.overlap_s}
+    return signing_keys.keys_json(await signing_keys.rotate(s, args.tenant, body))
+
+
+async def _receiver_put(s: Services, args: argparse.Namespace) -> Any:
+    body = parse_json(_read_file(args.json))
+    view, _ = await receivers.put_receiver(s, args.tenant, args.receiver_id, body)
+    return receiver_json(view.receiver, view.state)
+
+
+async def _receiver_get(s: Services, args: argparse.Namespace) -> Any:
+    view = await receivers.get_receiver(s, args.tenant, args.receiver_id)
+    return receiver_json(view.receiver, view.state, view.log, view.lag)
+
+
+async def _receiver_list(s: Services, args: argparse.Namespace) -> Any:
+    found = await receivers.list_receivers(s, args.tenant)
+    return {"receivers": [receiver_json(v.receiver, v.state) for v in found]}
+
+
+async def _receiver_delete(s: Services, args: argparse.Namespace) -> Any:
+    await receivers.delete_receiver(s, args.tenant, args.receiver_id)
 
 
 async def _keys_list(s: Services, args: argparse.Namespace) -> Any:

@@ -22,9 +22,11 @@ from app.admin.fields import (
     string,
 )
 from app.admin.tenants import require_tenant
+from app.directory import TenantView
 from app.errors import FieldError
 from app.models import Credential, RegistrationOutcome, Tenant, TokenType
 from app.oauth import token_finder
+from app.propagation import status_indexes
 from app.services import Services
 from app.types import TenantId
 
@@ -111,7 +113,10 @@ def _credential(
 async def register_credentials(
     services: Services, tenant_id: TenantId, body: Any
 ) -> RegistrationOutcome:
-    """Validate every item, check every ``client_id``, then register all in one write."""
+    """Validate every item, check every ``client_id``, then register all in one write.
+
+    Where the tenant has a Token Status List, each credential gets an index first, and
+    the outcome carries each one's ``status`` claim."""
     tenant = await require_tenant(services, tenant_id)
     items = _items(body)
     credentials = [_credential(services, tenant, item, prefix) for prefix, item in items]
@@ -126,7 +131,12 @@ async def register_credentials(
         credentials = [
             dataclasses.replace(c, token_hash=h) for c, h in zip(credentials, hashes, strict=True)
         ]
-    return await services.store.register_credentials(tenant_id, credentials)
+    view = TenantView.of(tenant)
+    if not view.settings.status_list_enabled:
+        return await services.store.register_credentials(tenant_id, credentials)
+    credentials = await status_indexes.assign(services, view, credentials)
+    outcome = await services.store.register_credentials(tenant_id, credentials)
+    return await status_indexes.with_references(services, view, credentials, outcome)
 
 
 async def _registered_clients(

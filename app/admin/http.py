@@ -77,6 +77,15 @@ async def read_json(request: Request) -> Any:
     return parse_json(await read_body(request, MAX_BODY_BYTES))
 
 
+async def read_optional_json(request: Request) -> Any:
+    """The JSON body, or ``{}`` when the request has none (no body, or an empty one); a
+    body of ``null`` stays None, for the caller to refuse."""
+    chunked = "transfer-encoding" in request.headers
+    if not chunked and request.headers.get("content-length", "0") == "0":
+        return {}
+    return await read_json(request)
+
+
 async def read_python(request: Request, max_bytes: int) -> bytes:
     """A plugin's source: ``Content-Type: text/x-python``, bounded (``413`` beyond)."""
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()

@@ -8,16 +8,18 @@ processes that read the same file follow it within a second (``KeyRing.refresh``
 
 - ``rotate`` makes a new key current, or the staged one; the key it replaces is retired:
   never written with again, still tried for every lookup. Then every sealed
-  ``client_secret_jwt`` secret is sealed again (and hashed again) under the new key.
+  ``client_secret_jwt`` secret is sealed again (and hashed again) under the new key, and
+  every receiver's authorization header (``app.admin.receivers``).
   ``rotate --stage`` only adds the next key, for lookups: when instances read copies of
   the ring (one per host, MongoDB), every instance must know a key before any instance
-  writes with it, so stage, deploy, rotate, deploy.
+  writes with it, so stage, deploy, rotate, deploy. The tenants' own signing keys
+  (``app.propagation.signing_keys``) are sealed again the same way.
 - ``retire ID`` drops a key from the ring, and refuses while anything stored depends on
   it: a credential hashed with it that is still kept (``exp`` within the retention
   period: one that may still be presented or registered again), a client secret hash, a
-  sealed secret or a tenant admin key. Stored tokens cannot be hashed again (only their
-  hash is kept), so a key leaves once its credentials have expired; client secrets and
-  admin keys leave when they are replaced.
+  sealed secret, a tenant admin key or a sealed signing key. Stored tokens cannot be
+  hashed again (only their hash is kept), so a key leaves once its credentials have
+  expired; client secrets and admin keys leave when they are replaced.
 - ``list`` shows the ring (never a key) and what each key still holds.
 """
 
@@ -31,6 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from app.admin import receivers
 from app.errors import ConfigError, Conflict, NotFound
 from app.keys import (
     MASTER_KEY_FILE,
@@ -46,6 +49,7 @@ from app.keys import (
     ring_path,
     write_ring,
 )
+from app.propagation import signing_keys
 from app.services import Services
 from app.types import JSON
 
@@ -58,11 +62,20 @@ class Holdings:
     """Credentials hashed with it whose ``exp`` is within the retention period or later."""
     client_secrets: int = 0
     sealed_secrets: int = 0
+    """Sealed ``client_secret_jwt`` secrets and receivers' authorization headers."""
     admin_keys: int = 0
+    signing_keys: int = 0
+    """The tenants' own signing keys (``app.propagation.signing_keys``), sealed."""
 
     @property
     def total(self) -> int:
-        return self.credentials + self.client_secrets + self.sealed_secrets + self.admin_keys
+        return (
+            self.credentials
+            + self.client_secrets
+            + self.sealed_secrets
+            + self.admin_keys
+            + self.signing_keys
+        )
 
     def to_json(self) -> JSON:
         return dataclasses.asdict(self)
@@ -131,6 +144,11 @@ async def census(services: Services, now: int) -> dict[int, Holdings]:
                 at(keys.seal_version(tenant_id, salt, sealed, client.client_id)).sealed_secrets += 1
         for admin_key in await services.store.list_admin_keys(tenant_id):
             at(hash_version(admin_key.key_hash)).admin_keys += 1
+        for version in await receivers.seal_versions(services, tenant):
+            at(version).sealed_secrets += 1
+        kept = await services.store.list_signing_keys(tenant_id)
+        for version in signing_keys.seal_versions(services, tenant, kept):
+            at(version).signing_keys += 1
     return found
 
 
@@ -162,16 +180,22 @@ async def rotate(services: Services, *, stage: bool, now: int) -> JSON:
 
 
 async def reseal(services: Services) -> JSON:
-    """Seal every ``client_secret_jwt`` secret (and hash it) under the current key.
+    """Seal every ``client_secret_jwt`` secret (and hash it), and every tenant's signing
+    key, under the current key.
 
     ``unopened``: sealed secrets no key of the ring opens (their clients cannot
-    authenticate until they get a new secret).
+    authenticate until they get a new secret; a tenant whose signing key is lost needs
+    a signing key rotation).
     """
     keys, store = services.keys, services.store
     current = keys.current.id
     resealed = unopened = 0
     for tenant in await store.list_tenants():
         tenant_id, salt = tenant.tenant_id, tenant.key_salt
+        done, lost = await signing_keys.reseal(services, tenant)
+        resealed, unopened = resealed + done, unopened + lost
+        done, lost = await receivers.reseal(services, tenant)
+        resealed, unopened = resealed + done, unopened + lost
         for client in await store.list_clients(tenant_id):
             sealed = client.secret_encrypted
             if sealed is None:
@@ -233,8 +257,10 @@ def _describe(holds: Holdings) -> str:
     what = {
         "credentials": "credentials kept until their exp plus the retention period",
         "client_secrets": "client secrets (give those clients new secrets)",
-        "sealed_secrets": "sealed client_secret_jwt secrets (run keys reseal)",
+        "sealed_secrets": "sealed client_secret_jwt secrets and receiver authorizations "
+        "(run keys reseal)",
         "admin_keys": "tenant admin keys (create new ones, delete these)",
+        "signing_keys": "tenants' signing keys (run keys reseal)",
     }
     return "; ".join(f"{n} {what[name]}" for name, n in holds.to_json().items() if n)
 

@@ -1,17 +1,23 @@
 """The JSON the admin API and the CLI answer with, one function per record.
 
 Times are whole seconds since the epoch. Secrets never appear: a client shows
-``has_secret``; a generated ``client_secret`` is added by the caller, once.
+``has_secret``, a receiver ``authorization_set``; a generated ``client_secret`` is added
+by the caller, once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from app.models import (
     AdminKey,
     Client,
+    DeliveryAttempt,
     Event,
     Grant,
     PluginVersion,
+    Receiver,
+    ReceiverState,
     RegistrationOutcome,
     SubjectClient,
     Tenant,
@@ -85,7 +91,10 @@ def events_json(events: list[Event], next_cursor: str) -> JSON:
 
 
 def registration_json(outcome: RegistrationOutcome) -> JSON:
-    return {"registered": outcome.registered, "duplicates": outcome.duplicates}
+    out: JSON = {"registered": outcome.registered, "duplicates": outcome.duplicates}
+    if outcome.status is not None:
+        out["status"] = list(outcome.status)
+    return out
 
 
 def plugin_json(
@@ -105,4 +114,62 @@ def plugin_json(
         out["status"] = "enabled" if enabled else "uploaded"
     if source:
         out["source"] = plugin.source
+    return out
+
+
+def receiver_json(
+    receiver: Receiver,
+    state: ReceiverState | None,
+    log: Sequence[DeliveryAttempt] | None = None,
+    lag: int | None = None,
+) -> JSON:
+    """A receiver of Security Event Tokens: never its authorization, only whether one is
+    set; ``url``, ``audience``, ``client_id`` when set; ``state`` with ``lag`` and
+    ``log`` (newest first) when read alone."""
+    out: JSON = {
+        "receiver_id": receiver.receiver_id,
+        "delivery": receiver.delivery,
+        "events": list(receiver.events),
+    }
+    for name in ("url", "audience", "client_id"):
+        value = getattr(receiver, name)
+        if value is not None:
+            out[name] = value
+    out["authorization_set"] = receiver.authorization_sealed is not None
+    out["created_at"] = receiver.created_at
+    out["updated_at"] = receiver.updated_at
+    if state is not None:
+        out["state"] = receiver_state_json(state, lag)
+    if log is not None:
+        out["log"] = [delivery_attempt_json(a) for a in log]
+    return out
+
+
+def receiver_state_json(state: ReceiverState, lag: int | None = None) -> JSON:
+    """Where delivery stands; ``cursor`` is an event id as the feed writes it."""
+    out: JSON = {
+        "status": state.status,
+        "cursor": str(state.cursor),
+        "paused_reason": state.paused_reason,
+        "failing_since": state.failing_since,
+        "attempts": state.attempts,
+        "next_attempt_at": state.next_attempt_at,
+        "last_error": state.last_error,
+        "delivered": state.delivered,
+    }
+    if lag is not None:
+        out["lag"] = lag
+    return out
+
+
+def delivery_attempt_json(attempt: DeliveryAttempt) -> JSON:
+    out: JSON = {
+        "time": attempt.time,
+        "event_id": str(attempt.event_id),
+        "outcome": attempt.outcome,
+    }
+    for name in ("status", "detail", "duration_ms"):
+        value = getattr(attempt, name)
+        if value is not None:
+            out[name] = value
     return out

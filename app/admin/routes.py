@@ -23,6 +23,8 @@ from app.admin import (
     events,
     grants,
     plugins,
+    receivers,
+    signing_keys,
     subjects,
     tenants,
 )
@@ -35,6 +37,7 @@ from app.admin.http import (
     no_content,
     path_params,
     read_json,
+    read_optional_json,
     read_python,
 )
 from app.admin.representations import (
@@ -43,6 +46,7 @@ from app.admin.representations import (
     events_json,
     grant_json,
     plugin_json,
+    receiver_json,
     registration_json,
     subject_client_json,
     tenant_json,
@@ -253,6 +257,45 @@ async def test_plugin(call: Call) -> Response:
     return json_response(result)
 
 
+# --- the tenant's own signing keys --------------------------------------------------------
+
+
+async def list_signing_keys(call: Call) -> Response:
+    found = await signing_keys.list_keys(call.services, call.tenant_id)
+    return json_response(signing_keys.keys_json(found))
+
+
+async def rotate_signing_keys(call: Call) -> Response:
+    body = await read_optional_json(call.request)
+    found = await signing_keys.rotate(call.services, call.tenant_id, body)
+    return json_response(signing_keys.keys_json(found))
+
+
+# --- receivers of Security Event Tokens ---------------------------------------------------
+
+
+async def list_receivers(call: Call) -> Response:
+    found = await receivers.list_receivers(call.services, call.tenant_id)
+    return json_response({"receivers": [receiver_json(v.receiver, v.state) for v in found]})
+
+
+async def put_receiver(call: Call) -> Response:
+    view, created = await receivers.put_receiver(
+        call.services, call.tenant_id, call.params["receiver_id"], await call.body()
+    )
+    return json_response(receiver_json(view.receiver, view.state), created_or_replaced(created))
+
+
+async def get_receiver(call: Call) -> Response:
+    view = await receivers.get_receiver(call.services, call.tenant_id, call.params["receiver_id"])
+    return json_response(receiver_json(view.receiver, view.state, view.log, view.lag))
+
+
+async def delete_receiver(call: Call) -> Response:
+    await receivers.delete_receiver(call.services, call.tenant_id, call.params["receiver_id"])
+    return no_content()
+
+
 # --- wiring ----------------------------------------------------------------------------
 
 
@@ -354,5 +397,16 @@ def admin_routes() -> list[BaseRoute]:
             {"POST": (activate_plugin_version, TENANT_KEYS)},
         ),
         resource(f"{tenant}/plugins/{{name}}/test", {"POST": (test_plugin, TENANT_KEYS)}),
+        resource(f"{tenant}/receivers", {"GET": (list_receivers, TENANT_KEYS)}),
+        resource(
+            f"{tenant}/receivers/{{receiver_id}}",
+            {
+                "PUT": (put_receiver, TENANT_KEYS),
+                "GET": (get_receiver, TENANT_KEYS),
+                "DELETE": (delete_receiver, TENANT_KEYS),
+            },
+        ),
+        resource(f"{tenant}/signing-keys", {"GET": (list_signing_keys, TENANT_KEYS)}),
+        resource(f"{tenant}/signing-keys/rotate", {"POST": (rotate_signing_keys, TENANT_KEYS)}),
     ]
     return [Mount("", app=RawPathRouter(routes))]

@@ -12,7 +12,7 @@ pair, which no selector can reach.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from app.models import (
@@ -50,13 +50,17 @@ def covering_marks(c: Credential) -> tuple[tuple[MarkKind, str], ...]:
     is registered after the mark (``registered_state``).
 
     Its client's mark (``token_type_hint=all``, which takes every credential of the
-    client) covers every type; its (client, subject) pair's covers access and refresh
-    tokens (what the ``subject`` policy and a withdrawal both take); its grant's covers
-    access tokens (what every policy that sets a grant mark takes). A device secret is
-    under its client's mark only: ``subject`` leaves device secrets alone, and SPID's and
-    CIE's grant marks go with the grant's access tokens alone.
+    client) and its subject's (a Global Token Revocation, which takes every credential
+    of the subject at every client) cover every type; its (client, subject) pair's
+    covers access and refresh tokens (what the ``subject`` policy and a withdrawal both
+    take); its grant's covers access tokens (what every policy that sets a grant mark
+    takes). A device secret is under its client's and its subject's marks only:
+    ``subject`` leaves device secrets alone, and SPID's and CIE's grant marks go with
+    the grant's access tokens alone.
     """
     marks = [(MarkKind.CLIENT, c.client_id)]
+    if c.sub is not None:
+        marks.append((MarkKind.SUBJECT, c.sub))
     if c.type is TokenType.DEVICE_SECRET:
         return tuple(marks)
     if c.sub is not None:
@@ -95,15 +99,30 @@ def _revoked_event(c: Credential, now: int, cause: str) -> EventDraft:
     )
 
 
-def _session_ended(c: Credential, now: int, cause: str, grant_id: str | None) -> EventDraft:
+def session_ended_event(
+    device_session_id: str | None,
+    now: int,
+    cause: str,
+    *,
+    client_id: str | None = None,
+    sub: str | None = None,
+    grant_id: str | None = None,
+) -> EventDraft:
+    """The ``session_ended`` event the authorization server acts on."""
     return EventDraft(
         type="session_ended",
         cause=cause,
         time=now,
-        client_id=c.client_id,
-        sub=c.sub,
+        client_id=client_id,
+        sub=sub,
         grant_id=grant_id,
-        device_session_id=c.device_session_id,
+        device_session_id=device_session_id,
+    )
+
+
+def _session_ended(c: Credential, now: int, cause: str, grant_id: str | None) -> EventDraft:
+    return session_ended_event(
+        c.device_session_id, now, cause, client_id=c.client_id, sub=c.sub, grant_id=grant_id
     )
 
 
@@ -237,4 +256,34 @@ def revoke_all_plan(client_id: str, now: int) -> RevocationPlan:
         selectors=(ByClient(client_id),),
         marks=(NotBeforeMark(MarkKind.CLIENT, client_id, now),),
         events=(EventDraft(type="revoked", cause="all", time=now, client_id=client_id),),
+    )
+
+
+GLOBAL_REVOCATION = "global_revocation"
+
+
+def global_revocation_plan(
+    sub: str, client_ids: Iterable[str], sessions: Iterable[str], now: int
+) -> RevocationPlan:
+    """Global Token Revocation of ``sub``: every credential of the subject at each of
+    ``client_ids`` (all types; each a sweep, see ``app.store.sweeps``) and its grant
+    records; every credential bound to its device ``sessions``, which end; and a
+    not-before mark for the subject that takes its JWTs at every client, and any of its
+    credentials registered later with an ``iat`` at or before now."""
+    clients = tuple(dict.fromkeys(client_ids))
+    ended = tuple(dict.fromkeys(sessions))
+    return RevocationPlan(
+        revoked_at=now,
+        cause=GLOBAL_REVOCATION,
+        selectors=(
+            *(ByClientSubject(client_id, sub) for client_id in clients),
+            *(BySession(session) for session in ended),
+        ),
+        delete_grants_of=tuple((client_id, sub) for client_id in clients),
+        end_sessions=ended,
+        marks=(NotBeforeMark(MarkKind.SUBJECT, sub, now),),
+        events=(
+            EventDraft(type="revoked", cause=GLOBAL_REVOCATION, time=now, sub=sub),
+            *(session_ended_event(s, now, GLOBAL_REVOCATION, sub=sub) for s in ended),
+        ),
     )

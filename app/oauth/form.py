@@ -16,12 +16,14 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 MAX_FIELDS = 64
 
 
-def _check_content_type(value: str | None) -> None:
+def check_content_type(value: str | None, expected: str = FORM_TYPE) -> None:
+    """``InvalidRequest`` unless ``value`` is the ``expected`` media type, in UTF-8 if it
+    names a charset."""
     if not value:
-        raise InvalidRequest(f"the body must be {FORM_TYPE}")
+        raise InvalidRequest(f"the body must be {expected}")
     media, _, params = value.partition(";")
-    if media.strip().lower() != FORM_TYPE:
-        raise InvalidRequest(f"the body must be {FORM_TYPE}")
+    if media.strip().lower() != expected:
+        raise InvalidRequest(f"the body must be {expected}")
     for param in params.split(";"):
         name, _, charset = param.partition("=")
         if name.strip().lower() == "charset" and charset.strip().strip('"').lower() not in (
@@ -33,7 +35,7 @@ def _check_content_type(value: str | None) -> None:
 
 async def read_form(request: Request, max_bytes: int) -> dict[str, str]:
     """The form's parameters; each may appear once."""
-    _check_content_type(request.headers.get("content-type"))
+    check_content_type(request.headers.get("content-type"))
     body = await read_body(request, max_bytes)
     try:
         text = body.decode("utf-8")

@@ -69,7 +69,9 @@ async def map_response(x: Exchange) -> None:
     view = ResponseView(response.status_code, body if isinstance(body, dict) else None)
     added = await x.interception.response_mapping(x.hook_context(), view)
     replaced: dict[bytes, bytes] = {}
-    if added.attributes and (view.body is not None or not response.body):
+    # A 204 (Global Token Revocation's success) has no body to add attributes to.
+    has_body = response.status_code != 204
+    if added.attributes and has_body and (view.body is not None or not response.body):
         response.body = _encode({**added.attributes, **(view.body or {})}).encode()
         replaced[b"content-type"] = b"application/json"
         replaced[b"content-length"] = str(len(response.body)).encode()

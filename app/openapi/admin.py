@@ -174,6 +174,43 @@ OPERATIONS: dict[tuple[str, str], JSON] = {
         body=_json_body("PluginTest"),
         errors=LIMITS,
     ),
+    ("GET", f"{TENANT}/signing-keys"): _admin(
+        "The tenant's own signing keys (public parts only)",
+        _ok("SigningKeyList"),
+        description="Every kept key, the current one first. Security Event Tokens and "
+        "the status list are signed with the current key; {issuer}/jwks publishes it and "
+        "the rotated-out keys until their retire_at.",
+    ),
+    ("POST", f"{TENANT}/signing-keys/rotate"): _admin(
+        "Rotate the tenant's signing key",
+        _ok("SigningKeyList", "The keys after the rotation."),
+        description="A new key becomes current at once; the previous one stays "
+        "published for overlap_s seconds (default 604800, 7 days). The body is optional.",
+        body={"required": False, "content": {"application/json": {"schema": ref("Rotation")}}},
+        errors=LIMITS,
+    ),
+    ("GET", f"{TENANT}/receivers"): _admin("List receivers (without logs)", _ok("ReceiverList")),
+    ("PUT", f"{TENANT}/receivers/{{receiver_id}}"): _admin(
+        "Register or replace a receiver of Security Event Tokens",
+        _put("Receiver"),
+        description="Push (RFC 8935) to a URL, or poll (RFC 8936) by a client of the "
+        "tenant. The URL obeys the tenant's key_fetch.allowed_hosts and, unless the operator "
+        "allows private addresses, must be https and not a loopback or private address. A "
+        "new receiver starts after start_after (default: the latest event); replacing one "
+        "keeps its place, resumes it when paused, and keeps its authorization while the URL "
+        "stays the same. 409: the tenant has 100 receivers.",
+        body=_json_body("ReceiverInput"),
+        errors=(409, 413),
+    ),
+    ("GET", f"{TENANT}/receivers/{{receiver_id}}"): _admin(
+        "Read a receiver with its delivery state",
+        _ok("Receiver"),
+        description="With its lag and its latest 50 delivery attempts, newest first; "
+        "never its authorization (authorization_set says whether one is kept).",
+    ),
+    ("DELETE", f"{TENANT}/receivers/{{receiver_id}}"): _admin(
+        "Delete a receiver with its delivery state and log", NO_CONTENT
+    ),
     ("GET", "/metrics"): operation(
         "Prometheus metrics",
         "service",

@@ -3,7 +3,15 @@ small builders the operation tables are written with."""
 
 from __future__ import annotations
 
-from app.openapi.schemas import EVENT_CURSOR, EVENT_LIMIT, ID, PLUGIN_NAME, PLUGIN_VERSION, ref
+from app.openapi.schemas import (
+    EVENT_CURSOR,
+    EVENT_LIMIT,
+    ID,
+    PLUGIN_NAME,
+    PLUGIN_VERSION,
+    RECEIVER_ID,
+    ref,
+)
 from app.openapi.settings_schema import TENANT_ID
 from app.types import JSON
 
@@ -15,6 +23,7 @@ Operations with only this security are left out of the anonymous callers' docume
 CLIENT_AUTH: list[JSON] = [{CLIENT_BASIC: []}, {}]
 """Basic, or the client authentication parameters of the form body (``{}``)."""
 ANYONE: list[JSON] = [{}]
+BEARER_TOKEN = "bearerAccessToken"
 
 SECURITY_SCHEMES: JSON = {
     CLIENT_BASIC: {
@@ -23,6 +32,12 @@ SECURITY_SCHEMES: JSON = {
         "description": "client_secret_basic: the client id and secret, each "
         "form-urlencoded before base64 (RFC 6749 section 2.3.1). client_secret_post, "
         "client_secret_jwt, private_key_jwt (RFC 7523) and none use form parameters.",
+    },
+    BEARER_TOKEN: {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An access token of the tenant (RFC 6750), registered or a JWT "
+        "(RFC 9068), with the scope the operation names.",
     },
     ADMIN_KEY: {
         "type": "http",
@@ -72,6 +87,8 @@ PARAMETERS: JSON = {
     "key_id": _path("key_id", {"type": "string"}, "An admin key's id."),
     "name": _path("name", PLUGIN_NAME, "The uploaded plugin's name."),
     "version": _path("version", PLUGIN_VERSION, "A kept version of the plugin."),
+    "receiver_id": _path("receiver_id", RECEIVER_ID, "A receiver of Security Event Tokens."),
+    "number": _path("number", {"type": "integer", "minimum": 1}, "A status list, from 1."),
     # An empty value is the default, as if the parameter were not there.
     "after": {
         **_query("after", EVENT_CURSOR, "The cursor: next of the previous page."),

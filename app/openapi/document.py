@@ -28,7 +28,7 @@ from app.admin.routes import AdminRoute
 from app.errors import Unauthorized
 from app.keys import equal
 from app.middleware.request_context import log_fields
-from app.openapi import admin, public
+from app.openapi import admin, feed, public, status_list
 from app.openapi.components import (
     ADMIN,
     PARAMETERS,
@@ -42,7 +42,12 @@ from app.responses import NO_STORE
 from app.types import JSON
 
 OPENAPI_VERSION = "3.1.0"
-OPERATIONS: dict[tuple[str, str], JSON] = {**public.OPERATIONS, **admin.OPERATIONS}
+OPERATIONS: dict[tuple[str, str], JSON] = {
+    **public.OPERATIONS,
+    **feed.OPERATIONS,
+    **status_list.OPERATIONS,
+    **admin.OPERATIONS,
+}
 """What the document says of each ``(METHOD, path)``."""
 PATH_PARAMETER_RE = re.compile(r"\{(\w+)(?::\w+)?\}")
 TAGS: list[JSON] = [

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.admin import clients, credentials, events, grants
+from app.admin import clients, credentials, events, grants, receivers
 from app.admin.fields import MAX_ID, MAX_TEXT
 from app.admin.plugins import SAMPLE_ARGS
 from app.auth_methods import AuthMethod
@@ -20,7 +20,7 @@ from app.models import ClientType
 from app.oauth.rfc7662 import TOKEN_TYPES
 from app.openapi.settings_schema import JWK_SET, nullable, settings_schema
 from app.plugins.uploads import NAME_RE
-from app.settings import SIGNING_ALGS, TENANT_ID_RE
+from app.settings import SIGNING_ALGS, SUBJECT_FORMATS, TENANT_ID_RE
 from app.types import JSON
 
 STRING: JSON = {"type": "string"}
@@ -31,6 +31,8 @@ EPOCH_FIELD: JSON = {"type": "integer", "minimum": 0, "maximum": 2**53 - 1}
 """``app.admin.fields.integer``: a time in seconds since the epoch."""
 ID: JSON = {"type": "string", "minLength": 1, "maxLength": MAX_ID}
 TEXT: JSON = {"type": "string", "minLength": 1, "maxLength": MAX_TEXT}
+EVENT_CURSOR_VALUE: JSON = {"type": "string", "pattern": r"^[0-9]{1,19}$"}
+"""An event id, as the events feed writes it."""
 SCOPE: JSON = {
     "type": "string",
     "maxLength": MAX_TEXT,
@@ -126,6 +128,27 @@ REVOCATION_REQUEST: JSON = {
     "additionalProperties": STRING,
     "description": "Other parameters are ignored; none may be repeated.",
 }
+GLOBAL_REVOCATION_REQUEST: JSON = {
+    "type": "object",
+    "required": ["sub_id"],
+    "properties": {
+        "sub_id": {
+            "type": "object",
+            "required": ["format"],
+            "properties": {"format": {"enum": list(SUBJECT_FORMATS)}},
+            "additionalProperties": STRING,
+            "description": "An RFC 9493 Subject Identifier of a format the tenant accepts "
+            "(global_revocation.subject_formats): iss_sub (iss: the tenant's issuer or an "
+            "alias, sub), opaque (id), email (email), phone_number (phone_number), account "
+            "(uri); each names the tenant's sub.",
+            "examples": [{"format": "iss_sub", "iss": "https://auth.example.com", "sub": "u-1"}],
+        },
+        **CLIENT_AUTH_PARAMETERS,
+    },
+    "description": "Global Token Revocation (draft-parecki-oauth-global-token-revocation). "
+    "Client authentication members are strings, as in a form body; other members are "
+    "ignored; none may be repeated.",
+}
 INTROSPECTION_REQUEST: JSON = {
     "type": "object",
     "required": ["token"],
@@ -155,17 +178,50 @@ ALG_NAMES: JSON = {"type": "array", "items": {"enum": list(SIGNING_ALGS)}}
 DISCOVERY: JSON = closed(
     {
         "issuer": STRING,
+        "jwks_uri": STRING,
         "revocation_endpoint": STRING,
         "revocation_endpoint_auth_methods_supported": METHOD_NAMES,
         "revocation_endpoint_auth_signing_alg_values_supported": ALG_NAMES,
         "introspection_endpoint": STRING,
         "introspection_endpoint_auth_methods_supported": METHOD_NAMES,
         "introspection_endpoint_auth_signing_alg_values_supported": ALG_NAMES,
+        "revocation_events_endpoint": STRING,
+        "revocation_events_endpoint_auth_methods_supported": METHOD_NAMES,
+        "global_token_revocation_endpoint": STRING,
+        "global_token_revocation_endpoint_auth_methods_supported": {
+            "type": "array",
+            "items": {"enum": [*(m.value for m in AuthMethod), "Bearer"]},
+        },
+        "status_list_aggregation_endpoint": STRING,
     },
     ["issuer"],
 )
 
 # --- admin API ------------------------------------------------------------------------
+
+STATUS_REFERENCE: JSON = closed(
+    {
+        "status_list": closed(
+            {"idx": {"type": "integer", "minimum": 0}, "uri": STRING}, ["idx", "uri"]
+        )
+    },
+    ["status_list"],
+)
+REGISTRATION: JSON = closed(
+    {
+        "registered": INTEGER,
+        "duplicates": INTEGER,
+        "status": {
+            "type": "array",
+            "items": {"oneOf": [STATUS_REFERENCE, {"type": "null"}]},
+            "description": "Where the tenant sets status_list.enabled: for each given "
+            "credential, in order, the status claim (Token Status List draft) to put in "
+            "the token; a duplicate's is the one it was stored with, null when it was "
+            "registered before the tenant had a status list.",
+        },
+    },
+    ["registered", "duplicates"],
+)
 
 CLIENT_INPUT: JSON = closed(
     {
@@ -371,6 +427,141 @@ PLUGIN_TEST_RESULT: JSON = closed(
 )
 
 
+SIGNING_KEY: JSON = closed(
+    {
+        "kid": STRING,
+        "alg": {"const": "ES256"},
+        "public_jwk": {"type": "object", "description": "The public JWK; never private."},
+        "created_at": SECONDS,
+        "retire_at": {
+            **nullable(SECONDS),
+            "description": "null: the current key. Else published until then.",
+        },
+        "current": BOOLEAN,
+    },
+    ["kid", "alg", "public_jwk", "created_at", "retire_at", "current"],
+)
+ROTATION: JSON = closed(
+    {"overlap_s": {"type": "integer", "minimum": 0, "maximum": 365 * 86_400, "default": 604_800}}
+)
+
+
+RECEIVER_INPUT: JSON = closed(
+    {
+        name: nullable(schema)
+        for name, schema in fields_of(
+            receivers.FIELDS,
+            {
+                "receiver_id": {
+                    "type": "string",
+                    "pattern": receivers.RECEIVER_ID_RE.pattern,
+                    "description": "The receiver id of the path, repeated.",
+                },
+                "delivery": {"type": "string", "enum": list(receivers.DELIVERIES)},
+                "url": {
+                    "type": "string",
+                    "maxLength": receivers.MAX_URL,
+                    "description": "push, required: where SETs are POSTed (RFC 8935). https, "
+                    "a host of key_fetch.allowed_hosts, not a loopback or private address "
+                    "(unless the operator allows private addresses, which allows http too).",
+                },
+                "authorization": {
+                    "type": "string",
+                    "maxLength": receivers.MAX_AUTHORIZATION,
+                    "writeOnly": True,
+                    "description": "push: the Authorization header value sent with each SET, "
+                    "kept sealed and never shown. Omitted on a replace: kept while the url "
+                    'stays the same; "" removes it.',
+                },
+                "events": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": receivers.MAX_EVENT_TYPES,
+                    "items": {"type": "string"},
+                    "description": "Feed types by short name (revoked, session_ended, …) or "
+                    "event type URI; default revoked and session_ended.",
+                },
+                "audience": {
+                    **TEXT,
+                    "maxLength": receivers.MAX_URL,
+                    "description": "The SETs' aud; default the url (push) or the client id.",
+                },
+                "client_id": {**ID, "description": "poll, required: a client of the tenant."},
+                "start_after": {
+                    **EVENT_CURSOR_VALUE,
+                    "description": "On creation: the event id after which delivery starts "
+                    "(default: the latest event, so events from now on). Ignored on a "
+                    "replace, which keeps the receiver's place.",
+                },
+            },
+        ).items()
+    }
+)
+RECEIVER_STATE: JSON = closed(
+    {
+        "status": {"type": "string", "enum": ["active", "paused"]},
+        "cursor": {"type": "string", "description": "The last event delivered (an event id)."},
+        "paused_reason": nullable(STRING),
+        "failing_since": nullable(SECONDS),
+        "attempts": {"type": "integer", "minimum": 0, "description": "Failed, in a row."},
+        "next_attempt_at": SECONDS,
+        "last_error": nullable(STRING),
+        "delivered": {"type": "integer", "minimum": 0},
+        "lag": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Read alone: events of its types after the cursor (counted among "
+            f"the next {receivers.LAG_SCAN}).",
+        },
+    },
+    [
+        "status",
+        "cursor",
+        "paused_reason",
+        "failing_since",
+        "attempts",
+        "next_attempt_at",
+        "last_error",
+        "delivered",
+    ],
+)
+DELIVERY_ATTEMPT: JSON = closed(
+    {
+        "time": SECONDS,
+        "event_id": STRING,
+        "outcome": {
+            "type": "string",
+            "examples": ["delivered", "failed", "acknowledged", "set_error", "paused"],
+        },
+        "status": {"type": "integer", "description": "The receiver's HTTP status."},
+        "detail": STRING,
+        "duration_ms": {"type": "integer", "minimum": 0},
+    },
+    ["time", "event_id", "outcome"],
+)
+RECEIVER: JSON = closed(
+    {
+        "receiver_id": STRING,
+        "delivery": {"type": "string", "enum": list(receivers.DELIVERIES)},
+        "events": {"type": "array", "items": STRING, "description": "Event type URIs."},
+        "url": STRING,
+        "audience": STRING,
+        "client_id": STRING,
+        "authorization_set": BOOLEAN,
+        "created_at": SECONDS,
+        "updated_at": SECONDS,
+        "state": RECEIVER_STATE,
+        "log": {
+            "type": "array",
+            "items": DELIVERY_ATTEMPT,
+            "maxItems": receivers.LOG_SHOWN,
+            "description": "Read alone: the latest delivery attempts, newest first.",
+        },
+    },
+    ["receiver_id", "delivery", "events", "authorization_set", "created_at", "updated_at"],
+)
+
+
 def list_of(name: str, key: str) -> JSON:
     return closed({key: {"type": "array", "items": ref(name)}}, [key])
 
@@ -380,6 +571,7 @@ SCHEMAS: dict[str, Any] = {
     "AdminError": ADMIN_ERROR,
     "RevocationRequest": REVOCATION_REQUEST,
     "IntrospectionRequest": INTROSPECTION_REQUEST,
+    "GlobalRevocationRequest": GLOBAL_REVOCATION_REQUEST,
     "IntrospectionResponse": INTROSPECTION_RESPONSE,
     "ServerMetadata": DISCOVERY,
     "TenantSettings": settings_schema("put"),
@@ -394,9 +586,7 @@ SCHEMAS: dict[str, Any] = {
     "ClientList": list_of("Client", "clients"),
     "Credential": CREDENTIAL,
     "Credentials": CREDENTIALS_INPUT,
-    "Registration": closed(
-        {"registered": INTEGER, "duplicates": INTEGER}, ["registered", "duplicates"]
-    ),
+    "Registration": REGISTRATION,
     "GrantInput": GRANT_INPUT,
     "Grant": GRANT,
     "SubjectClients": SUBJECT_CLIENTS,
@@ -408,11 +598,18 @@ SCHEMAS: dict[str, Any] = {
     "PluginVersions": list_of("Plugin", "versions"),
     "PluginTest": PLUGIN_TEST,
     "PluginTestResult": PLUGIN_TEST_RESULT,
+    "SigningKey": SIGNING_KEY,
+    "SigningKeyList": list_of("SigningKey", "keys"),
+    "Rotation": ROTATION,
+    "ReceiverInput": RECEIVER_INPUT,
+    "Receiver": RECEIVER,
+    "ReceiverList": list_of("Receiver", "receivers"),
 }
 """``components/schemas``."""
 
 PLUGIN_NAME: JSON = {"type": "string", "pattern": NAME_RE.pattern}
 PLUGIN_VERSION: JSON = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+RECEIVER_ID: JSON = {"type": "string", "pattern": receivers.RECEIVER_ID_RE.pattern}
 EVENT_CURSOR: JSON = {
     "type": "string",
     "pattern": r"^[0-9]{0,19}$",

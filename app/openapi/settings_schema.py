@@ -25,6 +25,7 @@ from app.settings import (
     MAX_TOKEN_LIFETIME_S,
     ORIGIN_RE,
     SIGNING_ALGS,
+    SUBJECT_FORMATS,
     TENANT_ID_RE,
     TYP_RE,
 )
@@ -102,6 +103,15 @@ LEAVES: dict[str, JSON] = {
     "rate_limits.per_address_per_minute": _integer(1, 1_000_000),
     "retention.events_days": _integer(0, MAX_RETENTION_DAYS),
     "retention.max_token_lifetime_s": _integer(0, MAX_TOKEN_LIFETIME_S),
+    "status_list.enabled": BOOLEAN,
+    "status_list.ttl_s": _integer(1, 86_400),
+    "global_revocation.enabled": BOOLEAN,
+    "global_revocation.subject_formats": {
+        **_list_of(_enum(SUBJECT_FORMATS)),
+        "minItems": 1,
+        "uniqueItems": True,
+    },
+    "receivers.pause_after_s": _integer(1, 30 * 86_400),
 }
 
 

@@ -15,13 +15,17 @@ from app.models import (
     AdminKey,
     Client,
     Credential,
+    DeliveryAttempt,
     Event,
     Grant,
     MarkKind,
     PluginVersion,
+    Receiver,
+    ReceiverState,
     RegistrationOutcome,
     RevocationOutcome,
     RevocationPlan,
+    SigningKey,
     SubjectClient,
     Tenant,
 )
@@ -156,6 +160,10 @@ class Store(Protocol):
     async def subject_clients(self, tenant_id: TenantId, sub: str, now: int) -> list[SubjectClient]:
         """Clients with a grant record or a live credential for ``sub``, by client_id."""
 
+    async def subject_sessions(self, tenant_id: TenantId, sub: str, now: int) -> list[str]:
+        """The device sessions of ``sub``'s credentials that expire after ``now`` (revoked
+        or not) and have not ended, by id: what a Global Token Revocation ends."""
+
     # --- revocation ------------------------------------------------------------------
     async def apply_revocation(
         self, tenant_id: TenantId, plan: RevocationPlan
@@ -240,6 +248,118 @@ class Store(Protocol):
     async def list_events(self, tenant_id: TenantId, after: int, limit: int) -> list[Event]:
         """Events with ``id > after``, in id order. Ids grow in commit order per tenant."""
 
+    def events_stamp(self, tenant_id: TenantId) -> int | None:
+        """A number, read without a query, that moves once new events of the tenant are
+        committed by any process sharing the store (SQLite: shared memory every worker
+        writes after its commit; MongoDB: this instance's change stream on the events).
+        None while the backend cannot tell: callers then read the store, bounded."""
+
+    def events_generation(self) -> int | None:
+        """Like ``events_stamp`` for every tenant at once: it moves whenever any tenant's
+        events are committed, so an idle waiter checks one number, not one per tenant."""
+
+    async def last_event_id(self, tenant_id: TenantId) -> int:
+        """The id of the tenant's latest event (0 when none ever was)."""
+
+    # --- propagation: the tenant's own signing keys (configuration) ----------------------
+    async def list_signing_keys(self, tenant_id: TenantId) -> list[SigningKey]:
+        """Every kept key, the current one (``retire_at`` None) first, then newest first."""
+
+    async def add_signing_key(self, key: SigningKey, retire_current_at: int | None) -> SigningKey:
+        """Make ``key`` the tenant's current key and return the current key.
+
+        ``retire_current_at`` None: only if the tenant has no current key (first use; of
+        two processes racing, one key wins and both get it). Otherwise a rotation: the
+        current key gets that ``retire_at`` in the same transaction. Moves
+        ``config_version``; ``NotFound`` when the tenant does not exist."""
+
+    async def drop_retired_signing_keys(self, tenant_id: TenantId, before: int) -> int:
+        """Drop keys whose ``retire_at`` is before ``before``: how many."""
+
+    async def reseal_signing_key(self, key: SigningKey, sealed_private: bytes) -> bool:
+        """Store the private key sealed again (a master key rotation), only while the
+        stored seal is still ``key.sealed_private``: False when it changed or the key is
+        gone. Moves ``config_version``."""
+
+    # --- propagation: receivers of Security Event Tokens ---------------------------------
+    async def put_receiver(
+        self,
+        receiver: Receiver,
+        cursor: int,
+        *,
+        limit: int | None = None,
+        resume: bool = True,
+    ) -> tuple[Receiver, bool]:
+        """Create or replace a receiver (keeps ``created_at``); True when created.
+
+        A new receiver's delivery state starts at ``cursor`` (the events after it are its
+        queue), with an empty log; ``Conflict`` when the tenant has ``limit`` receivers
+        already. Replacing keeps the cursor, the counters and the log; with ``resume``
+        it makes a paused receiver active again, clears its failures and its back-off,
+        and drops the delivery lease (a delivery in flight then records nothing: its
+        ``record_delivery`` is False, and the next claim reads the new configuration).
+        ``resume`` False leaves the state alone (re-sealing after a master key
+        rotation). Moves ``config_version``; ``NotFound`` without the tenant."""
+
+    async def get_receiver(self, tenant_id: TenantId, receiver_id: str) -> Receiver | None: ...
+
+    async def list_receivers(self, tenant_id: TenantId | None = None) -> list[Receiver]:
+        """The tenant's receivers, or every tenant's (None), by tenant and id."""
+
+    async def delete_receiver(self, tenant_id: TenantId, receiver_id: str) -> bool:
+        """The receiver, its state and its delivery log; False when there was none."""
+
+    async def get_receiver_state(
+        self, tenant_id: TenantId, receiver_id: str
+    ) -> ReceiverState | None: ...
+
+    async def claim_receiver(
+        self, tenant_id: TenantId, receiver_id: str, owner: str, now: int, until: int
+    ) -> ReceiverState | None:
+        """Take or extend the delivery lease: the state when ``owner`` holds it until
+        ``until`` (it was free, expired at ``now`` (``lease_until <= now``), or already
+        ``owner``'s); None when another owner holds it or the receiver is gone. One
+        atomic conditional write, exclusive across processes and instances."""
+
+    async def record_delivery(
+        self,
+        state: ReceiverState,
+        owner: str,
+        log: Sequence[DeliveryAttempt],
+        keep_log: int,
+    ) -> bool:
+        """Store ``state`` (cursor, status, failures, counters) and append ``log``,
+        keeping the receiver's latest ``keep_log`` entries, in one transaction, only
+        while ``owner`` holds the lease (``owner`` "" : no lease needed, for poll
+        acknowledgements and admin actions). ``owner`` holds the lease while
+        ``lease_owner`` is still ``owner``: an expired lease that nobody took over still
+        counts (taking it over changes the owner). False when the lease was lost or the
+        receiver is gone (nothing written). The cursor never moves back (the stored one
+        is the greater); the lease itself is left as it is. Log entries are numbered in
+        the order given, so ``log`` lists a batch's attempts oldest first."""
+
+    async def delivery_log(
+        self, tenant_id: TenantId, receiver_id: str, limit: int
+    ) -> list[DeliveryAttempt]:
+        """The receiver's latest log entries, newest first."""
+
+    # --- propagation: Token Status List ---------------------------------------------------
+    async def allocate_status_indexes(self, tenant_id: TenantId, count: int) -> int:
+        """Reserve ``count`` consecutive status list indexes for the tenant: the first.
+        Indexes are never handed out twice. ``NotFound`` without the tenant."""
+
+    async def revoked_status_indexes(self, tenant_id: TenantId, low: int, high: int) -> list[int]:
+        """Status indexes in [``low``, ``high``) of the tenant's revoked credentials
+        (those a pending sweep covers included), ascending."""
+
+    async def allocated_status_indexes(self, tenant_id: TenantId) -> int:
+        """How many status indexes the tenant was ever handed (0 when none)."""
+
+    async def stored_status_indexes(
+        self, tenant_id: TenantId, token_hashes: Sequence[TokenHash]
+    ) -> dict[TokenHash, int]:
+        """The status index stored with each of these credentials that has one."""
+
     # --- housekeeping ------------------------------------------------------------------
     async def purge_expired(self, before: int) -> int:
         """Drop credentials, deny entries, assertion ids and failure counts whose ``exp``
@@ -269,3 +389,10 @@ class Store(Protocol):
         """Drop the tenant's ended sessions that ended before ``ended_before`` and have
         no stored credential that is neither revoked nor expired at ``now`` (it would
         become active again): how many."""
+
+    async def retention_horizon(self, tenant_id: TenantId) -> int | None:
+        """The greatest cut-off with which the tenant's marks or ended sessions were
+        purged (``purge_marks`` and ``purge_ended_sessions`` advance it with what they
+        drop, never back); None: none was. A credential registered later with an
+        ``iat`` before it and an ``exp`` still ahead is stored revoked
+        (``app.store.late_registration``)."""

@@ -76,6 +76,7 @@ def settings(base_url: str, policy: str) -> dict[str, Any]:
         },
         "jsonp": {"enabled": True},
         "cors": {"allowed_origins": ["*"]},
+        "status_list": {"enabled": True},
         "rate_limits": {"per_client_per_minute": 1_000_000, "per_address_per_minute": 1_000_000},
     }
     if policy == "cie":

@@ -12,13 +12,16 @@ from app.models import (
     Client,
     ClientType,
     Credential,
+    DeliveryAttempt,
     DenyEntry,
     EventDraft,
     Grant,
     MarkKind,
     NotBeforeMark,
     PluginVersion,
+    Receiver,
     RevocationPlan,
+    SigningKey,
     Tenant,
     TokenType,
 )
@@ -161,8 +164,26 @@ async def populate(store: Store, tenant_id: TenantId) -> Populated:
         ),
     )
     assert outcome.applied
+    # A mark that retention purges leaves the tenant's retention horizon.
+    old_mark = NotBeforeMark(MarkKind.GRANT, "g-old", NOW - 100)
+    assert (
+        await store.apply_revocation(
+            tenant_id, RevocationPlan(NOW - 100, "grant", marks=(old_mark,))
+        )
+    ).applied
+    assert await store.purge_marks(tenant_id, NOW - 50, 10) == 1
     assert await store.use_assertion_id(tenant_id, "app", "assertion-1", LATER, NOW)
     await store.record_auth_failure(tenant_id, [FAILURE_KEY], NOW, NOW + 60)
+    assert await store.allocate_status_indexes(tenant_id, 2) == 0
+    await store.add_signing_key(
+        SigningKey(tenant_id, "kid-1", "ES256", {"kty": "EC"}, b"sealed", NOW), None
+    )
+    await store.put_receiver(
+        Receiver(tenant_id, "rs-1", "push", ("revoked",), url="https://rs.example/set"), 0
+    )
+    state = await store.claim_receiver(tenant_id, "rs-1", "me", NOW, LATER)
+    assert state is not None
+    await store.record_delivery(state, "me", [DeliveryAttempt(NOW, 1, "delivered", 202)], 10)
     return Populated(stored, app, key, grant, uploaded)
 
 
@@ -182,6 +203,11 @@ async def assert_populated(store: Store, data: Populated) -> None:
     assert await store.subject_clients(tid, "alice", NOW) != []
     assert not await store.use_assertion_id(tid, "app", "assertion-1", LATER, NOW)
     assert await store.auth_failures(tid, [FAILURE_KEY], NOW) == [1]
+    assert await store.retention_horizon(tid) == NOW - 50
+    assert await store.allocated_status_indexes(tid) == 2
+    assert [k.kid for k in await store.list_signing_keys(tid)] == ["kid-1"]
+    assert [r.receiver_id for r in await store.list_receivers(tid)] == ["rs-1"]
+    assert len(await store.delivery_log(tid, "rs-1", 10)) == 1
 
 
 async def assert_empty(store: Store, tenant_id: TenantId) -> None:
@@ -207,3 +233,9 @@ async def assert_no_data(store: Store, tenant_id: TenantId) -> None:
     assert await store.ended_session(tenant_id, "s1") is None
     assert await store.subject_clients(tenant_id, "alice", NOW) == []
     assert await store.auth_failures(tenant_id, [FAILURE_KEY], NOW) == [0]
+    assert await store.retention_horizon(tenant_id) is None
+    assert await store.allocated_status_indexes(tenant_id) == 0
+    assert await store.list_signing_keys(tenant_id) == []
+    assert await store.list_receivers(tenant_id) == []
+    assert await store.get_receiver_state(tenant_id, "rs-1") is None
+    assert await store.delivery_log(tenant_id, "rs-1", 10) == []

@@ -156,6 +156,8 @@ def credential_doc(tenant_id: TenantId, credential: Credential, retention_s: int
         "revoked_at": credential.revoked_at,
         "revoked_cause": credential.revoked_cause,
         EXPIRE_AT: expire_at(credential.exp, retention_s),
+        # Absent rather than null: the status index (``tenant_status``) is partial on it.
+        **({} if credential.status_idx is None else {"status_idx": credential.status_idx}),
     }
 
 
@@ -173,6 +175,7 @@ def credential_of(doc: Document) -> Credential:
         iat=doc.get("iat"),
         revoked_at=doc.get("revoked_at"),
         revoked_cause=doc.get("revoked_cause"),
+        status_idx=doc.get("status_idx"),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,7 +12,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from app.errors import Conflict
 from app.models import Credential, RegistrationOutcome
 from app.store.late_registration import MarkKey, as_registered, wanted_marks
-from app.store.mongodb import schema, write_shards
+from app.store.mongodb import horizon, schema, write_shards
 from app.store.mongodb.documents import HIDDEN, credential_doc, credential_of
 from app.types import TenantId, TokenHash
 
@@ -56,7 +57,8 @@ async def register(
     """Insert what is new, count what is already stored alike, refuse what differs.
 
     A stored credential is never touched, so a revoked one stays revoked. A new one is
-    stored revoked where a not-before mark covers it (``app.store.late_registration``),
+    stored revoked where a not-before mark covers it, or where it was issued before the
+    tenant's retention horizon (``app.store.late_registration``),
     with the stamp of the tenant's latest sweep (``app.store.sweeps``); writing that
     stamp's shard makes this transaction conflict with a concurrent tenant deletion or
     sweep start (``write_shards``).
@@ -80,9 +82,11 @@ async def register(
             duplicates += 1
     if batch:
         new = [c for _, c in batch.values()]
+        marks = await marks_of(db, session, tenant_id, new)
+        purged_before = await horizon.read(db, session, tenant_id)
         docs = [
             credential_doc(tenant_id, c, retention_s)
-            for c in as_registered(new, await marks_of(db, session, tenant_id, new))
+            for c in as_registered(new, marks, purged_before, int(time.time()))
         ]
         if stamp is not None:
             for doc in docs:

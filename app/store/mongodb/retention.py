@@ -7,11 +7,14 @@ that the delete is an index range on every server (SecantusDB, the test server, 
 a long ``$in`` beside another predicate by scanning the collection once per key). The
 filter repeats the cut-off, which keeps what changed meanwhile: a mark that a
 revocation set again (``$max`` of its ``at``) is past it. No transaction is needed: each
-document goes or stays on its own merits.
+document goes or stays on its own merits. Before it deletes marks or ended sessions, a
+call advances the tenant's retention horizon to its cut-off (``advance``, a transaction
+of ``horizon``'s): a registration that no longer sees them sees that.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -20,6 +23,9 @@ from app.store.mongodb import schema
 from app.types import TenantId
 
 Document = dict[str, Any]
+
+Advance = Callable[[], Awaitable[None]]
+"""Advances the tenant's retention horizon to the call's cut-off."""
 
 IN_BATCH = 100
 """Keys per ``$in`` of the ended-sessions purge, each query naming only the tenant and
@@ -33,9 +39,11 @@ async def _purge_oldest(
     field: str,
     before: int,
     limit: int,
+    advance: Advance | None = None,
 ) -> int:
     """Delete up to ``limit`` of the tenant's documents of ``name`` whose ``field`` is
-    before ``before``, oldest first; at least one when any is."""
+    before ``before``, oldest first; at least one when any is. ``advance`` is awaited
+    before the delete."""
     collection = db[name]
     due: Document = {"tenant_id": tenant_id, field: {"$lt": before}}
     # One more than ``limit``: whether the last one's time goes on past the chunk.
@@ -53,6 +61,8 @@ async def _purge_oldest(
         else:
             # More than ``limit`` share one time: ``limit`` of them, by id.
             due = {"_id": {"$in": [doc_id for _, doc_id in found[:limit]]}, **due}
+    if advance is not None:
+        await advance()
     result = await collection.delete_many(due)
     return result.deleted_count
 
@@ -64,17 +74,23 @@ async def purge_events(
 
 
 async def purge_marks(
-    db: AsyncDatabase[Document], tenant_id: TenantId, before: int, limit: int
+    db: AsyncDatabase[Document], tenant_id: TenantId, before: int, limit: int, advance: Advance
 ) -> int:
-    return await _purge_oldest(db, schema.MARKS, tenant_id, "at", before, limit)
+    return await _purge_oldest(db, schema.MARKS, tenant_id, "at", before, limit, advance)
 
 
 async def purge_ended_sessions(
-    db: AsyncDatabase[Document], tenant_id: TenantId, before: int, now: int, limit: int
+    db: AsyncDatabase[Document],
+    tenant_id: TenantId,
+    before: int,
+    now: int,
+    limit: int,
+    advance: Advance,
 ) -> int:
     """Sessions ended before ``before``, oldest first, ``IN_BATCH`` at a time; of each
     batch those with a live stored credential are kept and skipped, so the call goes on
-    until it dropped ``limit`` or ran out of candidates."""
+    until it dropped ``limit`` or ran out of candidates. ``advance`` is awaited once,
+    before the first batch is checked."""
     candidates = (
         db[schema.SESSIONS]
         .find(
@@ -84,28 +100,51 @@ async def purge_ended_sessions(
         .sort("ended_at", 1)
         .batch_size(IN_BATCH)
     )
+    once = _once(advance)
     dropped = 0
     batch: list[str] = []
     try:
         async for doc in candidates:
             batch.append(doc["device_session_id"])
             if len(batch) == min(IN_BATCH, limit - dropped):
-                dropped += await _drop_unused(db, tenant_id, batch, now)
+                dropped += await _drop_unused(db, tenant_id, batch, now, once)
                 batch = []
                 if dropped >= limit:
                     return dropped
         if batch:
-            dropped += await _drop_unused(db, tenant_id, batch, now)
+            dropped += await _drop_unused(db, tenant_id, batch, now, once)
     finally:
         await candidates.close()
     return dropped
 
 
+def _once(advance: Advance) -> Advance:
+    done = False
+
+    async def first_time() -> None:
+        nonlocal done
+        if not done:
+            await advance()
+            done = True
+
+    return first_time
+
+
 async def _drop_unused(
-    db: AsyncDatabase[Document], tenant_id: TenantId, sessions: list[str], now: int
+    db: AsyncDatabase[Document],
+    tenant_id: TenantId,
+    sessions: list[str],
+    now: int,
+    advance: Advance,
 ) -> int:
     """Drop those of ``sessions`` that no live stored credential belongs to. (A
-    session's ``ended_at`` never changes once set, so it need not be checked again.)"""
+    session's ``ended_at`` never changes once set, so it need not be checked again.)
+
+    The horizon is advanced before the check: a credential of a session registered
+    between the check and the delete is either seen live by the check, which keeps the
+    session, or registered after the horizon, which takes it when it was issued before.
+    """
+    await advance()
     found = db[schema.CREDENTIALS].find(
         {"tenant_id": tenant_id, "device_session_id": {"$in": sessions}},
         {"device_session_id": True, "revoked_at": True, "exp": True, "_id": False},

@@ -40,7 +40,25 @@ SWEEPS = "sweeps"
 Every instance keeps them in memory (``pending_sweeps``), so it is followed like the
 configuration; a sweep's progress is a counter document, which is not."""
 
-CONFIG_COLLECTIONS = (TENANTS, ISSUERS, CLIENTS, ADMIN_KEYS, PLUGINS, SWEEPS)
+SIGNING_KEYS = "signing_keys"
+"""The tenant's own signing keys (``app.propagation``): configuration."""
+RECEIVERS = "receivers"
+"""Receivers of Security Event Tokens: configuration."""
+RECEIVER_STATE = "receiver_state"
+"""Each receiver's delivery state (cursor, lease, failures): written on every delivery."""
+DELIVERY_LOG = "delivery_log"
+"""Each receiver's latest delivery attempts."""
+
+CONFIG_COLLECTIONS = (
+    TENANTS,
+    ISSUERS,
+    CLIENTS,
+    ADMIN_KEYS,
+    PLUGINS,
+    SWEEPS,
+    SIGNING_KEYS,
+    RECEIVERS,
+)
 """What ``config_version()`` follows: a change here must reach every instance's cache."""
 
 DATA_COLLECTIONS = (
@@ -53,6 +71,8 @@ DATA_COLLECTIONS = (
     AUTH_FAILURES,
     EVENTS,
     COUNTERS,
+    RECEIVER_STATE,
+    DELIVERY_LOG,
 )
 """A tenant's data: deleted in chunks after its configuration."""
 
@@ -108,6 +128,12 @@ INDEXES: dict[str, tuple[Index, ...]] = {
         Index("tenant_client", ("tenant_id", "client_id")),
         Index("tenant_session", ("tenant_id", "device_session_id")),
         Index("ttl", (EXPIRE_AT,), ttl=True),
+        # Token Status List: the tenant's revoked indexes in a range.
+        Index(
+            "tenant_status",
+            ("tenant_id", "status_idx"),
+            options={"partialFilterExpression": {"status_idx": {"$exists": True}}},
+        ),
     ),
     GRANTS: (
         Index("tenant_grant", ("tenant_id", "grant_id"), unique=True),
@@ -145,6 +171,10 @@ INDEXES: dict[str, tuple[Index, ...]] = {
         Index("tenant", ("tenant_id",)),
         Index("tenant_sweep", ("tenant_id", "id"), unique=True),
     ),
+    SIGNING_KEYS: (Index("tenant_kid", ("tenant_id", "kid"), unique=True),),
+    RECEIVERS: (Index("tenant_receiver", ("tenant_id", "receiver_id"), unique=True),),
+    RECEIVER_STATE: (Index("tenant_receiver", ("tenant_id", "receiver_id"), unique=True),),
+    DELIVERY_LOG: (Index("tenant_receiver_seq", ("tenant_id", "receiver_id", "seq"), unique=True),),
 }
 
 

@@ -11,6 +11,7 @@ by itself when it is back.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -29,22 +30,39 @@ from app.models import (
     AdminKey,
     Client,
     Credential,
+    DeliveryAttempt,
     Event,
     Grant,
     MarkKind,
     PluginVersion,
+    Receiver,
+    ReceiverState,
     RegistrationOutcome,
     RevocationOutcome,
     RevocationPlan,
+    SigningKey,
     SubjectClient,
     Tenant,
 )
 from app.store.base import DELETION_PENDING
-from app.store.mongodb import deadlines, plugins, retention, schema, sweeps, write_shards
+from app.store.mongodb import (
+    deadlines,
+    horizon,
+    plugins,
+    receivers,
+    retention,
+    schema,
+    signing_keys,
+    status_list,
+    subjects,
+    sweeps,
+    write_shards,
+)
 from app.store.mongodb import documents as docs
 from app.store.mongodb.abandoned_sessions import AbandonedSessions
 from app.store.mongodb.auth_failures import FailureStamps
 from app.store.mongodb.errors import DUPLICATE_KEY, is_duplicate_key, translate_errors
+from app.store.mongodb.event_watcher import EventWatcher
 from app.store.mongodb.group_commit import GroupCommit
 from app.store.mongodb.pending_sweeps import PendingSweeps
 from app.store.mongodb.registration import STAMP, register
@@ -116,6 +134,7 @@ class MongoStore:
         self._client: AsyncMongoClient[Document] | None = None
         self._database: AsyncDatabase[Document] | None = None
         self._watcher: ConfigWatcher | None = None
+        self._events: EventWatcher | None = None
         self._failure_stamps: FailureStamps | None = None
         self._pending: PendingSweeps | None = None
         self._group_commit = GroupCommit(self._apply_revocations, max_batch=REVOCATION_BATCH)
@@ -174,9 +193,16 @@ class MongoStore:
                 await schema.ensure_schema(database)
             watcher = ConfigWatcher(database, self._refresh_interval_s)
             await watcher.start()
+            events = EventWatcher(database[schema.EVENTS])
+            try:
+                await events.start()
+            except BaseException:
+                await watcher.stop()
+                raise
         except BaseException:
             await client.close()
             raise
+        self._events = events
         self._client, self._database, self._watcher = client, database, watcher
         self._failure_stamps = FailureStamps(database[schema.AUTH_FAILURES])
         self._pending = PendingSweeps(database[schema.SWEEPS], watcher)
@@ -186,6 +212,9 @@ class MongoStore:
         self._client = self._database = self._watcher = None
         if watcher is not None:
             await watcher.stop()
+        events, self._events = self._events, None
+        if events is not None:
+            await events.stop()
         stamps, self._failure_stamps = self._failure_stamps, None
         if stamps is not None:
             await stamps.stop()
@@ -280,10 +309,15 @@ class MongoStore:
                 return False
             for name in schema.CONFIG_COLLECTIONS:
                 await self._coll(name).delete_many({"tenant_id": tenant_id}, session=session)
-            # Revocation batches and plugin writes write these documents first: one
+            # Revocation batches, plugin and signing-key writes write these first: one
             # that read the tenant before this commit now meets a write conflict,
             # retries and finds it gone.
-            for counter in (EVENT_COUNTER, plugins.PLUGIN_COUNTER):
+            for counter in (
+                EVENT_COUNTER,
+                plugins.PLUGIN_COUNTER,
+                signing_keys.COUNTER,
+                receivers.COUNTER,
+            ):
                 await self._coll(schema.COUNTERS).update_one(
                     {"tenant_id": tenant_id, "name": counter},
                     {"$set": {"deleted_at": at}},
@@ -466,6 +500,140 @@ class MongoStore:
         # between our snapshot and our insert: once more, now that it is visible.
         return await self._transaction(write)
 
+    # --- propagation: the tenant's own signing keys ----------------------------------------
+    @translate_errors
+    async def list_signing_keys(self, tenant_id: TenantId) -> list[SigningKey]:
+        cursor = self._coll(schema.SIGNING_KEYS).find({"tenant_id": tenant_id}, {"_id": False})
+        return signing_keys.in_list_order([signing_keys.key_of(doc) async for doc in cursor])
+
+    @translate_errors
+    async def add_signing_key(self, key: SigningKey, retire_current_at: int | None) -> SigningKey:
+        async def add(session: AsyncClientSession) -> SigningKey:
+            return await signing_keys.add(self._db, session, key, retire_current_at)
+
+        try:
+            stored = await self._transaction(add)
+        except PyMongoError as exc:
+            if not is_duplicate_key(exc):
+                raise
+            # A concurrent first use created the tenant's counter (or its key) between
+            # our snapshot and our insert: once more, now that it is visible.
+            stored = await self._transaction(add)
+        self._config_changed()
+        return stored
+
+    @translate_errors
+    async def drop_retired_signing_keys(self, tenant_id: TenantId, before: int) -> int:
+        result = await self._coll(schema.SIGNING_KEYS).delete_many(
+            signing_keys.retired_before(tenant_id, before)
+        )
+        if result.deleted_count:
+            self._config_changed()
+        return result.deleted_count
+
+    @translate_errors
+    async def reseal_signing_key(self, key: SigningKey, sealed_private: bytes) -> bool:
+        result = await self._coll(schema.SIGNING_KEYS).update_one(
+            signing_keys.same_seal(key), {"$set": {"sealed_private": sealed_private}}
+        )
+        if result.modified_count:
+            self._config_changed()
+        return result.modified_count > 0
+
+    # --- propagation: receivers of Security Event Tokens ----------------------------------
+    @translate_errors
+    async def put_receiver(
+        self,
+        receiver: Receiver,
+        cursor: int,
+        *,
+        limit: int | None = None,
+        resume: bool = True,
+    ) -> tuple[Receiver, bool]:
+        async def put(session: AsyncClientSession) -> tuple[Receiver, bool]:
+            return await receivers.put(self._db, session, receiver, cursor, limit, resume)
+
+        try:
+            stored = await self._transaction(put)
+        except PyMongoError as exc:
+            if not is_duplicate_key(exc):
+                raise
+            # A concurrent first write created the tenant's receiver counter (or this
+            # receiver) between our snapshot and our insert: once more, now visible.
+            stored = await self._transaction(put)
+        self._config_changed()
+        return stored
+
+    @translate_errors
+    async def get_receiver(self, tenant_id: TenantId, receiver_id: str) -> Receiver | None:
+        doc = await self._coll(schema.RECEIVERS).find_one(
+            receivers.key(tenant_id, receiver_id), receivers.HIDDEN
+        )
+        return None if doc is None else receivers.receiver_of(doc)
+
+    @translate_errors
+    async def list_receivers(self, tenant_id: TenantId | None = None) -> list[Receiver]:
+        query = {} if tenant_id is None else {"tenant_id": tenant_id}
+        cursor = self._coll(schema.RECEIVERS).find(query, receivers.HIDDEN)
+        found = [receivers.receiver_of(doc) async for doc in cursor]
+        return sorted(found, key=lambda r: (r.tenant_id, r.receiver_id))
+
+    @translate_errors
+    async def delete_receiver(self, tenant_id: TenantId, receiver_id: str) -> bool:
+        async def delete(session: AsyncClientSession) -> bool:
+            return await receivers.delete(self._db, session, tenant_id, receiver_id)
+
+        deleted = await self._transaction(delete)
+        if deleted:
+            self._config_changed()
+        return deleted
+
+    @translate_errors
+    async def get_receiver_state(
+        self, tenant_id: TenantId, receiver_id: str
+    ) -> ReceiverState | None:
+        doc = await self._coll(schema.RECEIVER_STATE).find_one(
+            receivers.key(tenant_id, receiver_id), receivers.HIDDEN
+        )
+        return None if doc is None else receivers.state_of(doc)
+
+    @translate_errors
+    async def claim_receiver(
+        self, tenant_id: TenantId, receiver_id: str, owner: str, now: int, until: int
+    ) -> ReceiverState | None:
+        return await receivers.claim(self._db, tenant_id, receiver_id, owner, now, until)
+
+    @translate_errors
+    async def record_delivery(
+        self,
+        state: ReceiverState,
+        owner: str,
+        log: Sequence[DeliveryAttempt],
+        keep_log: int,
+    ) -> bool:
+        async def record(session: AsyncClientSession) -> None:
+            await receivers.record(self._db, session, state, owner, log, keep_log)
+
+        try:
+            await self._transaction(record)
+        except receivers.LeaseLost:
+            return False
+        return True
+
+    @translate_errors
+    async def delivery_log(
+        self, tenant_id: TenantId, receiver_id: str, limit: int
+    ) -> list[DeliveryAttempt]:
+        if limit <= 0:
+            return []  # a MongoDB limit of 0 means no limit
+        cursor = (
+            self._coll(schema.DELIVERY_LOG)
+            .find(receivers.key(tenant_id, receiver_id), receivers.HIDDEN)
+            .sort("seq", -1)
+            .limit(limit)
+        )
+        return [receivers.attempt_of(doc) async for doc in cursor]
+
     # --- credentials ----------------------------------------------------------------------
     @translate_errors
     async def register_credentials(
@@ -579,6 +747,10 @@ class MongoStore:
             for client_id in sorted(credentials.keys() | grants.keys())
         ]
 
+    @translate_errors
+    async def subject_sessions(self, tenant_id: TenantId, sub: str, now: int) -> list[str]:
+        return await subjects.subject_sessions(self._db, tenant_id, sub, now)
+
     # --- revocation ------------------------------------------------------------------
     @translate_errors
     async def apply_revocation(
@@ -653,18 +825,21 @@ class MongoStore:
         self, tenant_id: TenantId, marks: Sequence[tuple[MarkKind, str]]
     ) -> int | None:
         # One query per kind, on the index's keys, rather than one $or (which SecantusDB
-        # would answer with a collection scan).
+        # would answer with a collection scan), nor ``$in`` on both keys (the same). They
+        # are sent at once: a kind more (the subject's) is no round trip more.
         keys: dict[MarkKind, list[str]] = {}
         for kind, key in marks:
             keys.setdefault(kind, []).append(key)
-        found: list[int] = []
-        for kind, of_kind in keys.items():
+
+        async def latest(kind: MarkKind, of_kind: list[str]) -> int | None:
             cursor = self._coll(schema.MARKS).find(
                 {"tenant_id": tenant_id, "kind": kind.value, "key": {"$in": of_kind}},
                 {"at": True, "_id": False},
             )
-            found += [int(doc["at"]) async for doc in cursor]
-        return max(found, default=None)
+            return max([int(doc["at"]) async for doc in cursor], default=None)
+
+        found = await asyncio.gather(*(latest(kind, of_kind) for kind, of_kind in keys.items()))
+        return max((at for at in found if at is not None), default=None)
 
     @translate_errors
     async def is_denied(self, tenant_id: TenantId, key: str) -> bool:
@@ -763,6 +938,48 @@ class MongoStore:
         )
         return [docs.event_of(doc) async for doc in cursor]
 
+    def events_stamp(self, tenant_id: TenantId) -> int | None:
+        return None if self._events is None else self._events.stamp(tenant_id)
+
+    def events_generation(self) -> int | None:
+        return None if self._events is None else self._events.generation()
+
+    @translate_errors
+    async def last_event_id(self, tenant_id: TenantId) -> int:
+        counter = await self._coll(schema.COUNTERS).find_one(
+            {"tenant_id": tenant_id, "name": EVENT_COUNTER}, {"value": True}
+        )
+        return int(counter["value"]) if counter else 0
+
+    # --- Token Status List ---------------------------------------------------------------
+    @translate_errors
+    async def allocate_status_indexes(self, tenant_id: TenantId, count: int) -> int:
+        async def allocate(session: AsyncClientSession) -> int:
+            return await status_list.allocate(self._db, session, tenant_id, count)
+
+        try:
+            return await self._transaction(allocate)
+        except PyMongoError as exc:
+            if not is_duplicate_key(exc):
+                raise
+        # Two first allocations of the tenant upserted its counter at once: once more.
+        return await self._transaction(allocate)
+
+    @translate_errors
+    async def revoked_status_indexes(self, tenant_id: TenantId, low: int, high: int) -> list[int]:
+        pending = await self._pending_sweeps(tenant_id)
+        return await status_list.revoked(self._db, tenant_id, low, high, pending)
+
+    @translate_errors
+    async def allocated_status_indexes(self, tenant_id: TenantId) -> int:
+        return await status_list.allocated(self._db, tenant_id)
+
+    @translate_errors
+    async def stored_status_indexes(
+        self, tenant_id: TenantId, token_hashes: Sequence[TokenHash]
+    ) -> dict[TokenHash, int]:
+        return await status_list.stored(self._db, tenant_id, token_hashes)
+
     # --- housekeeping ------------------------------------------------------------------
     @translate_errors
     async def purge_expired(self, before: int) -> int:
@@ -799,14 +1016,26 @@ class MongoStore:
 
     @translate_errors
     async def purge_marks(self, tenant_id: TenantId, set_before: int, limit: int) -> int:
+        advance = self._horizon_advance(tenant_id, set_before)
         async with deadlines.bulk(self._db):
-            return await retention.purge_marks(self._db, tenant_id, set_before, limit)
+            return await retention.purge_marks(self._db, tenant_id, set_before, limit, advance)
 
     @translate_errors
     async def purge_ended_sessions(
         self, tenant_id: TenantId, ended_before: int, now: int, limit: int
     ) -> int:
+        advance = self._horizon_advance(tenant_id, ended_before)
         async with deadlines.bulk(self._db):
             return await retention.purge_ended_sessions(
-                self._db, tenant_id, ended_before, now, limit
+                self._db, tenant_id, ended_before, now, limit, advance
             )
+
+    def _horizon_advance(self, tenant_id: TenantId, before: int) -> retention.Advance:
+        async def advance() -> None:
+            await self._transaction(lambda s: horizon.advance(self._db, s, tenant_id, before))
+
+        return advance
+
+    @translate_errors
+    async def retention_horizon(self, tenant_id: TenantId) -> int | None:
+        return await horizon.read(self._db, None, tenant_id)

@@ -3,13 +3,16 @@ ended sessions, at most ``limit`` rows a job (``Store.purge_events`` and the lik
 
 Each subquery walks one of the retention migration's indexes (``events_time``,
 ``not_before_at``, ``ended_sessions_at``) from the tenant's oldest row, so a job reads
-about the rows it drops, never the tenant's whole table.
+about the rows it drops, never the tenant's whole table. A job that drops marks or
+ended sessions advances the tenant's retention horizon in its transaction
+(``horizon``).
 """
 
 from __future__ import annotations
 
 import sqlite3
 
+from app.store.sqlite import horizon
 from app.types import TenantId
 
 PURGE_EVENTS = """DELETE FROM events WHERE tenant_id = :tenant AND id IN (
@@ -41,6 +44,8 @@ def purge_events(conn: sqlite3.Connection, tenant_id: TenantId, before: int, lim
 def purge_marks(conn: sqlite3.Connection, tenant_id: TenantId, before: int, limit: int) -> int:
     params = {"tenant": tenant_id, "before": before, "limit": limit}
     dropped: int = conn.execute(PURGE_MARKS, params).rowcount
+    if dropped:
+        horizon.advance(conn, tenant_id, before)
     return dropped
 
 
@@ -49,4 +54,6 @@ def purge_ended_sessions(
 ) -> int:
     params = {"tenant": tenant_id, "before": before, "now": now, "limit": limit}
     dropped: int = conn.execute(PURGE_ENDED_SESSIONS, params).rowcount
+    if dropped:
+        horizon.advance(conn, tenant_id, before)
     return dropped

@@ -88,6 +88,7 @@ def credential_row(tenant_id: TenantId, c: Credential) -> Row:
         c.iat,
         c.revoked_at,
         c.revoked_cause,
+        c.status_idx,
     )
 
 
@@ -105,6 +106,7 @@ def credential_of(row: Row) -> Credential:
         iat=row[9],
         revoked_at=row[10],
         revoked_cause=row[11],
+        status_idx=row[12],
     )
 
 

@@ -221,6 +221,77 @@ MIGRATIONS: tuple[Migration, ...] = (
         )""",
         "CREATE INDEX sweep_scopes_client ON sweep_scopes (tenant_id, client_id)",
     ),
+    (
+        # Propagation to resource servers (``app.propagation``, contract section 4.4).
+        # The tenant's own signing keys: configuration (they move config_version).
+        """CREATE TABLE signing_keys (
+            tenant_id TEXT NOT NULL,
+            kid TEXT NOT NULL,
+            alg TEXT NOT NULL,
+            public_jwk TEXT NOT NULL,
+            sealed_private BLOB NOT NULL,
+            created_at INTEGER NOT NULL,
+            retire_at INTEGER,
+            PRIMARY KEY (tenant_id, kid)
+        ) WITHOUT ROWID""",
+        # Receivers of Security Event Tokens: configuration …
+        """CREATE TABLE receivers (
+            tenant_id TEXT NOT NULL,
+            receiver_id TEXT NOT NULL,
+            config TEXT NOT NULL,
+            authorization_sealed BLOB,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            PRIMARY KEY (tenant_id, receiver_id)
+        ) WITHOUT ROWID""",
+        # … and their delivery state, written on every delivery (no config_version).
+        """CREATE TABLE receiver_state (
+            tenant_id TEXT NOT NULL,
+            receiver_id TEXT NOT NULL,
+            cursor INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            paused_reason TEXT,
+            failing_since INTEGER,
+            attempts INTEGER NOT NULL,
+            next_attempt_at INTEGER NOT NULL,
+            last_error TEXT,
+            delivered INTEGER NOT NULL,
+            lease_owner TEXT,
+            lease_until INTEGER NOT NULL,
+            PRIMARY KEY (tenant_id, receiver_id)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE delivery_log (
+            tenant_id TEXT NOT NULL,
+            receiver_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            time INTEGER NOT NULL,
+            event_id INTEGER NOT NULL,
+            outcome TEXT NOT NULL,
+            status INTEGER,
+            detail TEXT,
+            duration_ms INTEGER,
+            PRIMARY KEY (tenant_id, receiver_id, seq)
+        ) WITHOUT ROWID""",
+        # Token Status List: each registered credential's index, where the tenant has a
+        # list, and the last index handed out per tenant (never reused). The index holds
+        # the revoked ones only, and covers the read: building a list reads its set bits,
+        # not every entry, and a registration writes no index entry.
+        "ALTER TABLE credentials ADD COLUMN status_idx INTEGER",
+        """CREATE INDEX credentials_status ON credentials (tenant_id, status_idx, revoked_at)
+            WHERE status_idx IS NOT NULL AND revoked_at IS NOT NULL""",
+        """CREATE TABLE status_seq (
+            tenant_id TEXT PRIMARY KEY,
+            last_idx INTEGER NOT NULL
+        ) WITHOUT ROWID""",
+    ),
+    (
+        # Each tenant's retention horizon (``app.store.late_registration``): the greatest
+        # cut-off with which its marks or ended sessions were purged; no row: none was.
+        """CREATE TABLE retention_horizon (
+            tenant_id TEXT PRIMARY KEY,
+            purged_before INTEGER NOT NULL
+        ) WITHOUT ROWID""",
+    ),
 )
 
 TENANT_TABLES: tuple[str, ...] = (
@@ -239,12 +310,18 @@ TENANT_TABLES: tuple[str, ...] = (
     "event_seq",
     "sweeps",
     "sweep_scopes",
+    "signing_keys",
+    "receivers",
+    "receiver_state",
+    "delivery_log",
+    "status_seq",
+    "retention_horizon",
     "tenants",
 )
 """Every table holding a tenant's rows (``tenants`` last)."""
 
 CONFIG_TABLES: frozenset[str] = frozenset(
-    {"tenants", "issuers", "admin_keys", "clients", "plugin_versions"}
+    {"tenants", "issuers", "admin_keys", "clients", "plugin_versions", "signing_keys", "receivers"}
 )
 """Tables whose changes bump ``config_version``."""
 
@@ -260,6 +337,10 @@ DATA_TABLES: dict[str, str] = {
     "auth_failures": "rowid",
     "events": "id",
     "event_seq": "tenant_id",
+    "receiver_state": "receiver_id",
+    "delivery_log": "receiver_id, seq",
+    "status_seq": "tenant_id",
+    "retention_horizon": "tenant_id",
 }
 """A tenant's data (every tenant table but the configuration), with the columns that
 name a row within the tenant, for deleting it in chunks."""

@@ -7,6 +7,7 @@ query, and in WAL mode it never waits for the writer.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -19,28 +20,38 @@ from app.models import (
     AdminKey,
     Client,
     Credential,
+    DeliveryAttempt,
     Event,
     Grant,
     MarkKind,
     PluginVersion,
+    Receiver,
+    ReceiverState,
     RegistrationOutcome,
     RevocationOutcome,
     RevocationPlan,
+    SigningKey,
     SubjectClient,
     Tenant,
 )
 from app.store.sqlite import (
     auth_failures,
     connection,
+    horizon,
     plugins,
+    receivers,
     retention,
     revocation,
+    signing_keys,
+    status_list,
+    subjects,
     sweeps,
     writes,
 )
 from app.store.sqlite.config_stamp import ConfigStamp
 from app.store.sqlite.connection import open_reader, open_writer
 from app.store.sqlite.errors import closed, translated
+from app.store.sqlite.event_stamps import EventStamps
 from app.store.sqlite.rows import (
     admin_key_of,
     client_of,
@@ -101,6 +112,14 @@ COUNT_TOKEN_HASHES = """SELECT count(*) FROM credentials WHERE tenant_id = ?
 AND token_hash BETWEEN ? AND ? AND length(token_hash) = ? AND exp >= ?"""
 
 
+def _itself(outcome: RevocationOutcome | None) -> RevocationOutcome | None:
+    return outcome
+
+
+def _second(started: tuple[int | None, RevocationOutcome | None]) -> RevocationOutcome | None:
+    return started[1]
+
+
 def hash_range(length: int, prefix: bytes) -> tuple[bytes, bytes]:
     """The lowest and highest hash of ``length`` bytes that begins with ``prefix``."""
     rest = length - len(prefix)
@@ -116,6 +135,7 @@ class SqliteStore:
         self._reader: sqlite3.Connection | None = None
         self._config = ConfigStamp(path)
         self._failure_stamps = auth_failures.FailureStamps(path)
+        self._event_stamps = EventStamps(path)
 
     @property
     def writer(self) -> Writer:
@@ -144,6 +164,7 @@ class SqliteStore:
         self._writer = writer
         self._config.create()
         self._failure_stamps.open()
+        self._event_stamps.open()
 
     async def close(self) -> None:
         writer, reader = self._writer, self._reader
@@ -153,6 +174,7 @@ class SqliteStore:
         if reader is not None:
             reader.close()
         self._failure_stamps.close()
+        self._event_stamps.close()
 
     async def ping(self) -> None:
         if self._writer is None or not self._writer.running:
@@ -174,9 +196,38 @@ class SqliteStore:
         with translated():
             return self._reader.execute(sql, params).fetchall()
 
+    def _read(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        """A read of more than one statement, on the reader connection."""
+        if self._reader is None:
+            raise closed()
+        with translated():
+            return query(self._reader)
+
     async def _write(self, job: Callable[[sqlite3.Connection], T], *, heavy: bool = False) -> T:
         """``heavy``: thousands of rows, run off the event loop (see ``writer``)."""
         return await self.writer.submit(job, heavy=heavy)
+
+    async def _write_events(
+        self,
+        tenant_id: TenantId,
+        job: Callable[[sqlite3.Connection], T],
+        outcome: Callable[[T], RevocationOutcome | None],
+        *,
+        heavy: bool = False,
+    ) -> T:
+        """A write that may append events: once committed, every process's waiters
+        learn of them (``event_stamps``), even when this caller was cancelled meanwhile."""
+        future = self.writer.submit(job, heavy=heavy)
+
+        def announce(done: asyncio.Future[T]) -> None:
+            if done.cancelled() or done.exception() is not None:
+                return
+            applied = outcome(done.result())
+            if applied is not None and applied.event_ids:
+                self._event_stamps.bump(tenant_id)
+
+        future.add_done_callback(announce)
+        return await asyncio.shield(future)
 
     async def _write_config(self, job: Callable[[sqlite3.Connection], T]) -> T:
         """A write that may bump ``config_version``: other processes learn of it."""
@@ -293,7 +344,9 @@ class SqliteStore:
     ) -> RegistrationOutcome:
         credentials = tuple(credentials)
         return await self._write(
-            lambda conn: writes.register_credentials(conn, tenant_id, credentials),
+            lambda conn: writes.register_credentials(
+                conn, tenant_id, credentials, int(time.time())
+            ),
             heavy=len(credentials) > HEAVY_REGISTRATION,
         )
 
@@ -304,7 +357,7 @@ class SqliteStore:
         if not rows:
             return None
         found = credential_of(rows[0])
-        swept_at, cause = rows[0][12:]
+        swept_at, cause = rows[0][13:]
         if swept_at is None:
             return found
         return replace(found, revoked_at=swept_at, revoked_cause=cause)
@@ -336,27 +389,37 @@ class SqliteStore:
             SubjectClient(client_id, credentials, grants) for client_id, credentials, grants in rows
         ]
 
+    async def subject_sessions(self, tenant_id: TenantId, sub: str, now: int) -> list[str]:
+        rows = self._rows(subjects.SUBJECT_SESSIONS, {"tenant": tenant_id, "sub": sub, "now": now})
+        return [session for (session,) in rows]
+
     # --- revocation -----------------------------------------------------------------------
 
     async def apply_revocation(
         self, tenant_id: TenantId, plan: RevocationPlan
     ) -> RevocationOutcome:
         if not plan.sweeps:
-            return await self._write(lambda conn: revocation.apply_plan(conn, tenant_id, plan))
-        sweep_id, outcome = await self._write(
+            return await self._write_events(
+                tenant_id, lambda conn: revocation.apply_plan(conn, tenant_id, plan), _itself
+            )
+        sweep_id, outcome = await self._write_events(
+            tenant_id,
             lambda conn: sweeps.start(conn, tenant_id, plan, int(time.time()), SWEEP_CHUNK),
+            _second,
             heavy=True,
         )
         if outcome is None:
             assert sweep_id is not None  # a sweep that goes on has an id
-            outcome = await self._sweep(sweep_id)
+            outcome = await self._sweep(tenant_id, sweep_id)
         return outcome
 
-    async def _sweep(self, sweep_id: int) -> RevocationOutcome:
+    async def _sweep(self, tenant_id: TenantId, sweep_id: int) -> RevocationOutcome:
         """Advance the sweep chunk by chunk, each chunk its own write, until it is done."""
         while True:
-            outcome = await self._write(
+            outcome = await self._write_events(
+                tenant_id,
                 lambda conn: sweeps.step(conn, sweep_id, int(time.time()), SWEEP_CHUNK),
+                _itself,
                 heavy=True,
             )
             if outcome is not None:
@@ -364,9 +427,9 @@ class SqliteStore:
 
     async def finish_sweeps(self, idle_s: int) -> int:
         touched_before = int(time.time()) - idle_s
-        pending = [row[0] for row in self._rows(sweeps.IDLE, (touched_before,))]
-        for sweep_id in pending:
-            await self._sweep(sweep_id)
+        pending = self._rows(sweeps.IDLE, (touched_before,))
+        for sweep_id, tenant_id in pending:
+            await self._sweep(tenant_id, sweep_id)
         return len(pending)
 
     async def ended_session(self, tenant_id: TenantId, device_session_id: str) -> int | None:
@@ -431,6 +494,108 @@ class SqliteStore:
             return []
         return [event_of(r) for r in self._rows(LIST_EVENTS, (tenant_id, after, limit))]
 
+    def events_stamp(self, tenant_id: TenantId) -> int | None:
+        return self._event_stamps.read(tenant_id)
+
+    def events_generation(self) -> int | None:
+        return self._event_stamps.generation()
+
+    async def last_event_id(self, tenant_id: TenantId) -> int:
+        rows = self._rows("SELECT last_id FROM event_seq WHERE tenant_id = ?", (tenant_id,))
+        return int(rows[0][0]) if rows else 0
+
+    # --- propagation: the tenant's own signing keys ------------------------------------
+
+    async def list_signing_keys(self, tenant_id: TenantId) -> list[SigningKey]:
+        return [signing_keys.key_of(r) for r in self._rows(signing_keys.LIST, (tenant_id,))]
+
+    async def add_signing_key(self, key: SigningKey, retire_current_at: int | None) -> SigningKey:
+        return await self._write_config(lambda conn: signing_keys.add(conn, key, retire_current_at))
+
+    async def drop_retired_signing_keys(self, tenant_id: TenantId, before: int) -> int:
+        return await self._write_config(
+            lambda conn: signing_keys.drop_retired(conn, tenant_id, before)
+        )
+
+    async def reseal_signing_key(self, key: SigningKey, sealed_private: bytes) -> bool:
+        return await self._write_config(lambda conn: signing_keys.reseal(conn, key, sealed_private))
+
+    # --- propagation: receivers of Security Event Tokens --------------------------------
+
+    async def put_receiver(
+        self,
+        receiver: Receiver,
+        cursor: int,
+        *,
+        limit: int | None = None,
+        resume: bool = True,
+    ) -> tuple[Receiver, bool]:
+        return await self._write_config(
+            lambda conn: receivers.put(conn, receiver, cursor, limit, resume)
+        )
+
+    async def get_receiver(self, tenant_id: TenantId, receiver_id: str) -> Receiver | None:
+        rows = self._rows(receivers.GET, (tenant_id, receiver_id))
+        return receivers.receiver_of(rows[0]) if rows else None
+
+    async def list_receivers(self, tenant_id: TenantId | None = None) -> list[Receiver]:
+        if tenant_id is None:
+            rows = self._rows(receivers.LIST_ALL, ())
+        else:
+            rows = self._rows(receivers.LIST_OF_TENANT, (tenant_id,))
+        return [receivers.receiver_of(r) for r in rows]
+
+    async def delete_receiver(self, tenant_id: TenantId, receiver_id: str) -> bool:
+        return await self._write_config(lambda conn: receivers.delete(conn, tenant_id, receiver_id))
+
+    async def get_receiver_state(
+        self, tenant_id: TenantId, receiver_id: str
+    ) -> ReceiverState | None:
+        rows = self._rows(receivers.GET_STATE, (tenant_id, receiver_id))
+        return receivers.state_of(rows[0]) if rows else None
+
+    async def claim_receiver(
+        self, tenant_id: TenantId, receiver_id: str, owner: str, now: int, until: int
+    ) -> ReceiverState | None:
+        return await self._write(
+            lambda conn: receivers.claim(conn, tenant_id, receiver_id, owner, now, until)
+        )
+
+    async def record_delivery(
+        self,
+        state: ReceiverState,
+        owner: str,
+        log: Sequence[DeliveryAttempt],
+        keep_log: int,
+    ) -> bool:
+        log = tuple(log)
+        return await self._write(lambda conn: receivers.record(conn, state, owner, log, keep_log))
+
+    async def delivery_log(
+        self, tenant_id: TenantId, receiver_id: str, limit: int
+    ) -> list[DeliveryAttempt]:
+        if limit <= 0:
+            return []
+        rows = self._rows(receivers.LOG, (tenant_id, receiver_id, limit))
+        return [receivers.attempt_of(r) for r in rows]
+
+    # --- Token Status List -------------------------------------------------------------
+
+    async def allocate_status_indexes(self, tenant_id: TenantId, count: int) -> int:
+        return await self._write(lambda conn: status_list.allocate(conn, tenant_id, count))
+
+    async def revoked_status_indexes(self, tenant_id: TenantId, low: int, high: int) -> list[int]:
+        return self._read(lambda conn: status_list.revoked(conn, tenant_id, low, high))
+
+    async def allocated_status_indexes(self, tenant_id: TenantId) -> int:
+        return self._read(lambda conn: status_list.allocated(conn, tenant_id))
+
+    async def stored_status_indexes(
+        self, tenant_id: TenantId, token_hashes: Sequence[TokenHash]
+    ) -> dict[TokenHash, int]:
+        hashes = tuple(token_hashes)
+        return self._read(lambda conn: status_list.stored(conn, tenant_id, hashes))
+
     # --- housekeeping ---------------------------------------------------------------------
 
     async def purge_expired(self, before: int) -> int:
@@ -462,3 +627,6 @@ class SqliteStore:
             lambda conn: retention.purge_ended_sessions(conn, tenant_id, ended_before, now, limit),
             heavy=True,
         )
+
+    async def retention_horizon(self, tenant_id: TenantId) -> int | None:
+        return self._read(lambda conn: horizon.read(conn, tenant_id))

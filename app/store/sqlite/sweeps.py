@@ -23,7 +23,7 @@ with its count, are that process's to append."""
 
 FIND_CREDENTIAL = f"""SELECT credentials.tenant_id, token_hash, type, credentials.client_id, exp,
     credentials.sub, grant_id, device_session_id, scope, iat, revoked_at, revoked_cause,
-    s.at, s.cause
+    status_idx, s.at, s.cause
 FROM credentials LEFT JOIN sweep_scopes s ON revoked_at IS NULL AND {SWEEP_COVERS}
 WHERE credentials.tenant_id = ? AND token_hash = ? LIMIT 1"""  # noqa: S608
 """A credential, with the time and cause of a pending sweep that covers it (else NULL)."""
@@ -115,5 +115,5 @@ def step(conn: sqlite3.Connection, sweep_id: int, now: int, limit: int) -> Revoc
     return RevocationOutcome(applied=True, count=count, event_ids=event_ids)
 
 
-IDLE = "SELECT id FROM sweeps WHERE touched_at <= ? ORDER BY id"
+IDLE = "SELECT id, tenant_id FROM sweeps WHERE touched_at <= ? ORDER BY id"
 """Sweeps that no process has advanced since then, oldest first."""

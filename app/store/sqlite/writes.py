@@ -12,6 +12,7 @@ from app.errors import Conflict, NotFound
 from app.models import AdminKey, Client, Credential, Grant, RegistrationOutcome, Tenant
 from app.store.base import DELETION_PENDING
 from app.store.late_registration import MarkKey, as_registered, wanted_marks
+from app.store.sqlite import horizon
 from app.store.sqlite.rows import client_row, credential_of, credential_row, grant_row, tenant_row
 from app.store.sqlite.schema import CONFIG_TABLES, DATA_TABLES, TENANT_TABLES
 from app.types import ClientId, TenantId, TokenHash
@@ -165,13 +166,13 @@ def delete_client(conn: sqlite3.Connection, tenant_id: TenantId, client_id: Clie
 # --- credentials and grants -------------------------------------------------------------
 
 INSERT_CREDENTIAL = """INSERT INTO credentials (tenant_id, token_hash, type, client_id, exp,
-    sub, grant_id, device_session_id, scope, iat, revoked_at, revoked_cause, swept)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    sub, grant_id, device_session_id, scope, iat, revoked_at, revoked_cause, status_idx, swept)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (tenant_id, token_hash) DO NOTHING"""
 """The last value is the credential's sweep stamp (``app.store.sweeps``)."""
 
 FIND_CREDENTIAL = """SELECT tenant_id, token_hash, type, client_id, exp, sub, grant_id,
-    device_session_id, scope, iat, revoked_at, revoked_cause
+    device_session_id, scope, iat, revoked_at, revoked_cause, status_idx
 FROM credentials WHERE tenant_id = ? AND token_hash = ?"""
 
 
@@ -184,7 +185,7 @@ def require_tenant(conn: sqlite3.Connection, tenant_id: TenantId) -> None:
 
 
 def register_credentials(
-    conn: sqlite3.Connection, tenant_id: TenantId, credentials: Sequence[Credential]
+    conn: sqlite3.Connection, tenant_id: TenantId, credentials: Sequence[Credential], now: int
 ) -> RegistrationOutcome:
     require_tenant(conn, tenant_id)
     # Descriptions name the position in the batch, never the token or its hash.
@@ -194,7 +195,12 @@ def register_credentials(
         if not seen.same_issue(credential):
             raise Conflict(f"credential {index} repeats an earlier one with other fields")
     stamp = latest_sweep(conn, tenant_id)
-    batch = as_registered([c for _, c in first.values()], marks_of(conn, tenant_id, first))
+    batch = as_registered(
+        [c for _, c in first.values()],
+        marks_of(conn, tenant_id, first),
+        horizon.read(conn, tenant_id),
+        now,
+    )
     inserted: int = conn.executemany(
         INSERT_CREDENTIAL, ((*credential_row(tenant_id, c), stamp) for c in batch)
     ).rowcount
