@@ -43,12 +43,19 @@ def create_app(
         opened = await open_services(config)
         app.state.services = opened
         upkeep = asyncio.create_task(run_housekeeping(opened))
-        deliverer = Deliverer(opened)
-        await deliverer.start()
+        # ``serve --delivery process`` (the default) delivers in a process of its own.
+        deliverer = (
+            Deliverer(opened, lease_s=config.delivery_lease_s)
+            if config.delivery == "workers"
+            else None
+        )
+        if deliverer is not None:
+            await deliverer.start()
         try:
             yield
         finally:
-            await deliverer.stop()
+            if deliverer is not None:
+                await deliverer.stop()
             upkeep.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await upkeep

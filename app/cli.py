@@ -9,7 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from app.admin import cli as admin_cli
-from app.config import DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADERS, ServiceConfig
+from app.config import (
+    DEFAULT_MAX_HEADER_BYTES,
+    DEFAULT_MAX_HEADERS,
+    DELIVERY_MODES,
+    ServiceConfig,
+)
 from app.logging import LEVELS
 
 
@@ -40,6 +45,21 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="let key-set URLs reach loopback and private addresses (or set "
         "REVOCATION_FETCH_ALLOW_PRIVATE=1) [refused]",
+    )
+    serve.add_argument(
+        "--delivery",
+        choices=DELIVERY_MODES,
+        default="process",
+        help="push Security Event Tokens from a process of its own at a lower CPU priority, "
+        "from every HTTP worker, or not at all (run `deliver` elsewhere) [process]",
+    )
+    serve.add_argument(
+        "--delivery-lease-s",
+        type=_positive,
+        default=30,
+        metavar="S",
+        help="a delivering process's hold on a receiver; after a crash, delivery to it "
+        "resumes within this [30]",
     )
     serve.add_argument("--max-body-bytes", type=int, default=16 * 1024, help="[16384]")
     serve.add_argument(
@@ -81,6 +101,42 @@ def parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--log-level", default="info", choices=tuple(LEVELS))
     serve.set_defaults(func=_serve)
+    deliver = commands.add_parser(
+        "deliver", help="push Security Event Tokens to the receivers until stopped"
+    )
+    add_store_options(deliver)
+    deliver.add_argument(
+        "--fetch-allow-private",
+        action="store_true",
+        help="let receiver URLs reach loopback and private addresses (or set "
+        "REVOCATION_FETCH_ALLOW_PRIVATE=1) [refused]",
+    )
+    deliver.add_argument(
+        "--nice", type=int, default=0, help="lower the CPU priority by N (serve: 19) [0]"
+    )
+    deliver.add_argument(
+        "--delivery-lease-s",
+        type=_positive,
+        default=30,
+        metavar="S",
+        help="a delivering process's hold on a receiver; after a crash, delivery to it "
+        "resumes within this [30]",
+    )
+    deliver.add_argument(
+        "--parent-pid",
+        type=int,
+        default=None,
+        metavar="PID",
+        help="stop when that process ends (serve passes its own)",
+    )
+    deliver.add_argument(
+        "--log-json",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="JSON log lines [when not on a terminal]",
+    )
+    deliver.add_argument("--log-level", default="info", choices=tuple(LEVELS))
+    deliver.set_defaults(func=_deliver)
     admin_cli.register(commands, add_store_options)
     top.epilog = "commands:\n" + command_list(commands)
     top.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -133,11 +189,29 @@ def _serve(args: argparse.Namespace) -> int:
         rate_limit_per_client=args.rate_limit_per_client,
         rate_limit_per_address=args.rate_limit_per_address,
         fetch_allow_private=args.fetch_allow_private or None,
+        delivery=args.delivery,
+        delivery_lease_s=args.delivery_lease_s,
         metrics=not args.no_metrics,
         log_json=args.log_json,
         log_level=args.log_level,
     )
     return serve(config)
+
+
+def _deliver(args: argparse.Namespace) -> int:
+    from app.delivery_process import deliver
+
+    config = ServiceConfig.from_env(
+        data_dir=Path(args.data_dir),
+        tenants_dir=None,
+        plugins_dir=Path(args.plugins_dir),
+        mongodb_uri=args.mongodb_uri,
+        fetch_allow_private=args.fetch_allow_private or None,
+        delivery_lease_s=args.delivery_lease_s,
+        log_json=args.log_json,
+        log_level=args.log_level,
+    )
+    return deliver(config, nice=args.nice, parent_pid=args.parent_pid)
 
 
 def _positive(text: str) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 ADMIN_KEY_ENV = "REVOCATION_ADMIN_KEY"
 ADMIN_KEY_FILE = "admin-key"
@@ -14,6 +14,8 @@ DEFAULT_MAX_HEADER_BYTES = 32 * 1024
 """As nginx's default (four 8 KiB buffers): ample for Basic, an ``Issuer`` URL and what
 proxies add; the service reads no cookie and no bearer token from a header."""
 DEFAULT_MAX_HEADERS = 100
+DeliveryMode = Literal["process", "workers", "off"]
+DELIVERY_MODES: tuple[DeliveryMode, ...] = ("process", "workers", "off")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,13 @@ class ServiceConfig:
     tenant sets no ``rate_limits.per_client_per_minute``; 0: no limit."""
     rate_limit_per_address: int = 100
     """The same per (tenant, source address), for ``rate_limits.per_address_per_minute``."""
+    delivery: DeliveryMode = "process"
+    """Where ``serve`` pushes Security Event Tokens: ``process``, a ``deliver`` process of
+    its own beside the HTTP workers; ``workers``, in every HTTP worker; ``off``, not at
+    all (an operator runs ``revocation-service deliver`` elsewhere)."""
+    delivery_lease_s: int = 30
+    """How long a delivering process holds a receiver without renewing: after a crash,
+    delivery to its receivers resumes elsewhere (or after a restart) within this."""
     credential_retention_s: int = 86_400
     """Kept this long after ``exp`` before expired records are purged."""
     log_json: bool | None = None

@@ -1,5 +1,6 @@
 """Outbound HTTP requests to URLs that tenants give (key sets, receivers of Security
-Event Tokens), held to host rules.
+Event Tokens), held to host rules: the rules and the checks here, the GET of a JSON
+document (``Fetcher``); POSTs to a receiver go through ``app.outbound_channel``.
 
 A tenant's admin chooses these URLs, so a fetch must not become a way into the
 operator's network (server-side request forgery):
@@ -15,9 +16,9 @@ operator's network (server-side request forgery):
 - redirects are not followed, the time is bounded and so is the body (read as sent:
   only ``identity`` is asked for, so a small compressed answer cannot expand past it).
 
-Connections are kept alive only by a ``Fetcher`` made for one destination
-(``keep_alive=True``): its pool knows a connection by the checked address alone, so it
-must never carry a request for another name.
+A ``Fetcher`` keeps no connection alive: its pool would know a connection by the checked
+address alone, and a connection checked for one name must never carry a request for
+another name at that address.
 """
 
 from __future__ import annotations
@@ -41,16 +42,6 @@ _IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
 
 class FetchRefused(Exception):
     """The URL may not be fetched, or did not answer usably; ``str()`` says why."""
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """What a destination answered a POST: its status and the start of its body."""
-
-    status: int
-    content_type: str
-    body: bytes
-    """At most the fetcher's ``max_bytes``: the rest is not read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,11 +125,8 @@ def check_url(url: str, rules: HostRules) -> tuple[SplitResult, str, int]:
 
 
 class Fetcher:
-    """GETs JSON documents and POSTs under host rules. The process's fetcher keeps no
-    connection alive: the pool knows a connection by its address only, and a TLS
-    connection checked for one name must not carry the request for another name at that
-    address. ``keep_alive=True``: a fetcher for one destination name only (a receiver of
-    Security Event Tokens), whose connections are each to an address checked for it."""
+    """GETs JSON documents under host rules, each on a connection of its own (see the
+    module's docstring)."""
 
     def __init__(
         self,
@@ -147,7 +135,6 @@ class Fetcher:
         max_bytes: int = DEFAULT_MAX_BYTES,
         verify: ssl.SSLContext | bool = True,
         transport: httpx.AsyncBaseTransport | None = None,
-        keep_alive: bool = False,
     ) -> None:
         self.timeout_s = timeout_s
         self.max_bytes = max_bytes
@@ -155,7 +142,7 @@ class Fetcher:
             transport = httpx.AsyncHTTPTransport(
                 verify=verify,
                 trust_env=False,
-                limits=httpx.Limits(max_keepalive_connections=1 if keep_alive else 0),
+                limits=httpx.Limits(max_keepalive_connections=0),
             )
         self._client = httpx.AsyncClient(
             timeout=timeout_s,
@@ -186,54 +173,8 @@ class Fetcher:
         except (ValueError, RecursionError):  # RecursionError: nested too deep
             raise FetchRefused("the answer is not JSON") from None
 
-    async def post(
-        self, url: str, rules: HostRules, content: bytes, headers: dict[str, str]
-    ) -> Reply:
-        """POST ``content`` to ``url``: the answer whatever its status (a redirect is an
-        answer too, never followed); ``FetchRefused`` for a refused host, a connection
-        that failed or an answer that did not come in time."""
-        parts, host, port = check_url(url, rules)
-        try:
-            async with asyncio.timeout(self.timeout_s):
-                address = await resolve(host, port, rules)
-                request = self._request("POST", parts, host, address, port, headers, content)
-                return await self._exchange(request, host)
-        except TimeoutError:
-            raise FetchRefused(f"no answer from {host} within {self.timeout_s} s") from None
-
-    async def _exchange(self, request: httpx.Request, host: str) -> Reply:
-        """The answer with up to ``max_bytes`` of its body; a longer one is cut (closing
-        the connection rather than reading on)."""
-        try:
-            response = await self._client.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise FetchRefused(f"sending to {host} failed: {type(exc).__name__}") from None
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            async for chunk in response.aiter_raw():
-                chunks.append(chunk)
-                size += len(chunk)
-                if size >= self.max_bytes:
-                    break
-        except httpx.HTTPError as exc:
-            raise FetchRefused(f"reading from {host} failed: {type(exc).__name__}") from None
-        finally:
-            await response.aclose()
-        body = b"".join(chunks)[: self.max_bytes]
-        return Reply(response.status_code, response.headers.get("content-type", ""), body)
-
-    def _request(
-        self,
-        method: str,
-        parts: SplitResult,
-        host: str,
-        address: str,
-        port: int,
-        headers: dict[str, str] | None = None,
-        content: bytes | None = None,
-    ) -> httpx.Request:
-        """A request to the checked ``address``, with ``host`` as Host and TLS SNI."""
+    def _request(self, parts: SplitResult, host: str, address: str, port: int) -> httpx.Request:
+        """A GET of the checked ``address``, with ``host`` as Host and TLS SNI."""
         scheme = parts.scheme
         literal = f"[{address}]" if ":" in address else address
         target = f"{scheme}://{literal}:{port}{parts.path or '/'}"
@@ -241,13 +182,13 @@ class Fetcher:
             target += f"?{parts.query}"
         default_port = port == (443 if scheme == "https" else 80)
         name = f"[{host}]" if ":" in host else host
-        all_headers = {**(headers or {}), "Host": name if default_port else f"{name}:{port}"}
+        headers = {"Host": name if default_port else f"{name}:{port}"}
         return self._client.build_request(
-            method, target, headers=all_headers, content=content, extensions={"sni_hostname": host}
+            "GET", target, headers=headers, extensions={"sni_hostname": host}
         )
 
     async def _get(self, parts: SplitResult, host: str, address: str, port: int) -> bytes:
-        request = self._request("GET", parts, host, address, port)
+        request = self._request(parts, host, address, port)
         try:
             response = await self._client.send(request, stream=True)
         except httpx.HTTPError as exc:

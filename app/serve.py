@@ -13,6 +13,7 @@ from app import metrics
 from app.asgi import CONFIG_ENV, encode_config
 from app.bootstrap import open_services, operator_key_path
 from app.config import ADMIN_KEY_ENV, ServiceConfig
+from app.delivery_process import DeliveryProcess
 from app.directory import TenantView
 from app.errors import ConfigError, StoreUnavailable
 from app.housekeeping import finish_deletions
@@ -116,17 +117,24 @@ def serve(config: ServiceConfig) -> int:
     os.environ[CONFIG_ENV] = encode_config(config)
     if config.workers > 1:
         metrics.use_multiprocess_dir(config.data_dir / metrics.MULTIPROC_DIR_NAME)
-    uvicorn.run(
-        "app.asgi:app_factory",
-        factory=True,
-        host=config.host,
-        port=config.port,
-        workers=config.workers,
-        loop="uvloop",
-        http=HeaderLimitedProtocol,  # httptools, with --max-header-bytes and --max-headers
-        proxy_headers=False,  # the tenancy middleware trusts --forwarded-allow-ips itself
-        server_header=False,
-        access_log=False,
-        log_config=None,
-    )
+    delivery = DeliveryProcess(config) if config.delivery == "process" else None
+    if delivery is not None:
+        delivery.start()
+    try:
+        uvicorn.run(
+            "app.asgi:app_factory",
+            factory=True,
+            host=config.host,
+            port=config.port,
+            workers=config.workers,
+            loop="uvloop",
+            http=HeaderLimitedProtocol,  # httptools, with --max-header-bytes and --max-headers
+            proxy_headers=False,  # the tenancy middleware trusts --forwarded-allow-ips itself
+            server_header=False,
+            access_log=False,
+            log_config=None,
+        )
+    finally:
+        if delivery is not None:
+            delivery.stop()
     return 0

@@ -1042,6 +1042,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--seed", type=int, default=None, help="token seed [random]")
     p.add_argument("--json", type=Path, help="also write the figures here")
+    p.add_argument(
+        "--propagation",
+        action="store_true",
+        help="run scripts/bench_propagation.py instead (push and long-poll latency, the "
+        "throughput push delivery costs); the other options are its own: see its --help",
+    )
     args = p.parse_args(argv)
     if args.tokens < args.requests:
         p.error("--tokens must be at least --requests: every request revokes its own token")
@@ -1062,6 +1068,12 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--propagation" in argv:
+        # Issue 11's measurement has a script of its own; the other options are its own.
+        import bench_propagation
+
+        return bench_propagation.main([a for a in argv if a != "--propagation"])
     args = parse_args(argv)
     # Ctrl-C and SIGTERM both unwind through the finally that stops every process, also
     # when the script was started with SIGINT ignored (as a background job is).

@@ -144,7 +144,8 @@ async def test_revocation_and_settings_cross_instances(instances: tuple[Service,
         assert r.status_code == 200
 
         async def b_refuses() -> bool:
-            r = await http_b.post("/token/revoke", data={"token": "tok-3"}, headers=APP)
+            # An unregistered token: a probe that B still answers must revoke nothing.
+            r = await http_b.post("/token/revoke", data={"token": "probe"}, headers=APP)
             return r.status_code == 404
 
         took = await _until(b_refuses, PROPAGATION_DEADLINE_S)

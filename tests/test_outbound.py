@@ -23,7 +23,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from app.outbound import Fetcher, FetchRefused, HostRules
-from tests.propagation.receiver import running_receiver
 
 ANY_HOST_PRIVATE_OK = HostRules(("*",), allow_private=True)
 LIMIT = 1024
@@ -518,28 +517,3 @@ async def test_an_ipv6_literal_goes_in_brackets_in_the_host_header() -> None:
         ("http://[::1]:8080/jwks", "[::1]:8080"),
         ("http://[::1]/jwks", "[::1]"),
     ]
-
-
-async def test_a_kept_alive_connection_carries_a_post_only_after_a_new_check(
-    dns: dict[str, list[str]],
-) -> None:
-    # A receiver's fetcher keeps its connection; every POST still resolves and checks the
-    # name first, so a pooled connection never outlives the rules that allowed it.
-    token = "eyJhbGciOiJub25lIn0.eyJ0eG4iOiIxIn0."  # {"txn": "1"}, unsigned
-    headers = {"Content-Type": "application/secevent+jwt"}
-    dns["rs.pinned.test"] = ["127.0.0.1"]
-    client = Fetcher(keep_alive=True)
-    try:
-        with running_receiver() as receiver:
-            url = receiver.url.replace("127.0.0.1", "rs.pinned.test")
-            for _ in range(2):
-                reply = await client.post(url, ANY_HOST_PRIVATE_OK, token.encode(), headers)
-                assert reply.status == 202
-            assert dns["asked"] == ["rs.pinned.test"] * 2
-            host = {r.headers["host"] for r in receiver.received}
-            assert host == {f"rs.pinned.test:{receiver.port}"}
-            with pytest.raises(FetchRefused, match="non-public"):
-                await client.post(url, HostRules(("*",)), token.encode(), headers)
-            assert len(receiver.received) == 2
-    finally:
-        await client.close()

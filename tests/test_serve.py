@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -175,3 +176,42 @@ def test_serve_on_another_port_logs_its_urls_and_answers_the_walk_through_twice(
             if line.startswith("{") and '"status": 404' in line
         ]
         assert (seen["origin"], seen["path"]) == (server.url, "/t/demo/token/revoke")
+
+
+def _running(pid: int) -> bool:
+    """Whether the process exists and has not ended (a zombie has ended)."""
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat_line.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_the_delivery_process_ends_when_serve_is_killed(tmp_path: Path) -> None:
+    args = ["--data-dir", str(tmp_path / "data"), "--no-tenants"]
+    with running_server(args, cwd=tmp_path, env=_env_without_keys()) as server:
+        deadline = time.monotonic() + 30
+        while '"delivery_started"' not in server.log():
+            assert time.monotonic() < deadline, server.log()
+            time.sleep(0.05)
+        (started,) = [
+            json.loads(line)
+            for line in server.log().splitlines()
+            if line.startswith("{") and '"delivery_started"' in line
+        ]
+        child = started["pid"]
+        assert Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[2] == str(
+            server.process.pid
+        )
+        try:
+            # serve alone, not its process group: nothing tells the child but its parent's end.
+            os.kill(server.process.pid, signal.SIGKILL)
+            server.process.wait()
+            deadline = time.monotonic() + 30
+            while _running(child):
+                assert time.monotonic() < deadline, "the delivery process outlived serve"
+                time.sleep(0.05)
+        finally:
+            if _running(child):
+                os.kill(child, signal.SIGKILL)

@@ -21,12 +21,12 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff() -> None:
-    lint = _run("ruff", "check", "app", "tests", "scripts", "plugins")
+    lint = _run("ruff", "check", "app", "tests", "scripts", "plugins", "examples")
     assert lint.returncode == 0, lint.stdout + lint.stderr
-    fmt = _run("ruff", "format", "--check", "app", "tests", "scripts", "plugins")
+    fmt = _run("ruff", "format", "--check", "app", "tests", "scripts", "plugins", "examples")
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
 
 
 def test_mypy_strict() -> None:
-    done = _run("mypy", "app", "plugins")
+    done = _run("mypy", "app", "plugins", "examples")
     assert done.returncode == 0, done.stdout + done.stderr

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from weakref import WeakKeyDictionary
 
 from app.config import ServiceConfig
 from app.directory import TenantView
@@ -33,6 +32,7 @@ from app.errors import InvalidClient, ServiceError, TooManyFailedAuthentications
 from app.middleware.tenancy import client_address
 from app.oauth import client_auth
 from app.oauth.endpoint import Exchange, Step
+from app.process_caches import ProcessCaches
 from app.store.base import Store
 
 WINDOW_S = 60
@@ -132,14 +132,11 @@ class ProcessView:
 
 QUIET_LIMIT = 65_536
 """Addresses remembered per process; past it, forgotten all at once (and read again)."""
-_views: WeakKeyDictionary[Store, ProcessView] = WeakKeyDictionary()
+_views: ProcessCaches[Store, ProcessView] = ProcessCaches(ProcessView)
 
 
 def process_view(store: Store) -> ProcessView:
-    view = _views.get(store)
-    if view is None:
-        view = _views[store] = ProcessView()
-    return view
+    return _views.of(store)
 
 
 def limit_failures(authenticate: Step) -> Step:

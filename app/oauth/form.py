@@ -37,22 +37,30 @@ async def read_form(request: Request, max_bytes: int) -> dict[str, str]:
     """The form's parameters; each may appear once."""
     check_content_type(request.headers.get("content-type"))
     body = await read_body(request, max_bytes)
+    return add_once({}, parse_pairs(body, "body"))
+
+
+def parse_pairs(data: bytes, source: str, encoding: str = "utf-8") -> list[tuple[str, str]]:
+    """The name-value pairs of ``data`` (a body, a query string: ``source``, for errors),
+    percent-escapes read as UTF-8."""
     try:
-        text = body.decode("utf-8")
-        pairs = parse_qsl(
-            text,
+        return parse_qsl(
+            data.decode(encoding),
             keep_blank_values=True,
             encoding="utf-8",
             errors="strict",
             max_num_fields=MAX_FIELDS,
         )
     except UnicodeDecodeError:
-        raise InvalidRequest("the body is not UTF-8") from None
+        raise InvalidRequest(f"the {source} is not UTF-8") from None
     except ValueError:
-        raise InvalidRequest("the body has too many parameters") from None
-    form: dict[str, str] = {}
+        raise InvalidRequest(f"the {source} has too many parameters") from None
+
+
+def add_once(params: dict[str, str], pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """``params`` with ``pairs`` added; a name already there is a repeated parameter."""
     for name, value in pairs:
-        if name in form:
+        if name in params:
             raise InvalidRequest(f"the parameter {name} is repeated")
-        form[name] = value
-    return form
+        params[name] = value
+    return params

@@ -13,13 +13,19 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from app.errors import InsufficientScope, InvalidClient, NotFound
+from app.errors import NotFound
 from app.models import Credential, JwtCredential, TokenType
 from app.oauth import token_finder
 from app.oauth.abuse_limits import limit_failures
 from app.oauth.endpoint import Exchange, Step, run
 from app.oauth.interception import load_plugins, map_response, with_pre_auth
-from app.oauth.steps import authenticate_client, parse_form, require_token
+from app.oauth.steps import (
+    authenticate_client,
+    parse_form,
+    require_confidential_client,
+    require_scope,
+    require_token,
+)
 from app.responses import NO_STORE
 
 INTROSPECT = "introspect"
@@ -33,18 +39,6 @@ TOKEN_TYPES = {
 async def ensure_enabled(x: Exchange) -> None:
     if not x.tenant.settings.introspection_enabled:
         raise NotFound("the introspection endpoint is disabled for this tenant")
-
-
-async def require_confidential_client(x: Exchange) -> None:
-    if not x.authenticated.confidential:
-        raise InvalidClient(
-            "introspection needs a confidential client", client_id=x.authenticated.client_id
-        )
-
-
-async def require_scope(x: Exchange) -> None:
-    if INTROSPECT not in x.authenticated.client.scope:
-        raise InsufficientScope(f"the client lacks the scope {INTROSPECT}")
 
 
 async def find_token(x: Exchange) -> None:
@@ -91,8 +85,8 @@ STEPS: tuple[Step, ...] = (
     load_plugins,
     parse_form,
     limit_failures(with_pre_auth(authenticate_client)),
-    require_confidential_client,
-    require_scope,
+    require_confidential_client("introspection"),
+    require_scope(INTROSPECT),
     require_token,
     find_token,
     respond,

@@ -1,6 +1,7 @@
 """The process's push delivery: one task per push receiver of every tenant (``push``).
 
-Started by the application's lifespan (and by tests, with ``start``/``stop``). It follows
+Run by the ``deliver`` process (``app.delivery_process``; ``serve`` starts one), by every
+HTTP worker with ``serve --delivery workers``, and by tests (``start``/``stop``). It follows
 the receivers as they change: when the configuration version moves (a receiver written
 or deleted, by any process), it lists them again, starts a task for a new receiver,
 restarts the task of a changed one (a ``PUT`` resumes a paused receiver) and stops the

@@ -26,20 +26,19 @@ import asyncio
 import re
 import time
 from dataclasses import dataclass
-from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive
 
 from app.admin.events import parse_after, parse_limit
-from app.errors import FieldError, InsufficientScope, InvalidClient, InvalidRequest
+from app.errors import FieldError, InvalidRequest
 from app.middleware.request_context import log_fields
 from app.models import Event
 from app.oauth.abuse_limits import limit_failures
 from app.oauth.endpoint import Exchange, Step, run
-from app.oauth.form import MAX_FIELDS, read_form
-from app.oauth.steps import authenticate_client
+from app.oauth.form import add_once, parse_pairs, read_form
+from app.oauth.steps import authenticate_client, require_confidential_client, require_scope
 from app.propagation import sse
 from app.responses import NO_STORE
 from app.types import TenantId
@@ -62,49 +61,16 @@ class FeedRequest:
     stream: bool
 
 
-def _pairs(text: str) -> list[tuple[str, str]]:
-    try:
-        return parse_qsl(
-            text,
-            keep_blank_values=True,
-            encoding="utf-8",
-            errors="strict",
-            max_num_fields=MAX_FIELDS,
-        )
-    except UnicodeDecodeError:
-        raise InvalidRequest("the query string is not UTF-8") from None
-    except ValueError:
-        raise InvalidRequest("the request has too many parameters") from None
-
-
 async def read_parameters(x: Exchange) -> None:
-    query = _pairs(x.request.scope.get("query_string", b"").decode("latin-1"))
+    query = parse_pairs(x.request.scope.get("query_string", b""), "query string", "latin-1")
     if any(name == "client_secret" for name, _ in query):
         raise InvalidRequest("client_secret must not be sent in the URL: use POST or Basic")
     form = await read_form(x.request, x.services.config.max_body_bytes) if _posted(x) else {}
-    params = dict(form)
-    for name, value in query:
-        if name in params:
-            raise InvalidRequest(f"the parameter {name} is repeated")
-        params[name] = value
-    x.form = params
+    x.form = add_once(form, query)
 
 
 def _posted(x: Exchange) -> bool:
     return x.request.method == "POST"
-
-
-async def require_confidential_client(x: Exchange) -> None:
-    # A public client authenticates by naming itself: anyone could read the feed.
-    if not x.authenticated.confidential:
-        raise InvalidClient(
-            "the events feed needs a confidential client", client_id=x.authenticated.client_id
-        )
-
-
-async def require_scope(x: Exchange) -> None:
-    if SCOPE not in x.authenticated.client.scope:
-        raise InsufficientScope(f"the client lacks the scope {SCOPE}")
 
 
 def parse_wait(value: str | None) -> float:
@@ -183,8 +149,8 @@ async def _until_disconnected(receive: Receive) -> None:
 STEPS: tuple[Step, ...] = (
     read_parameters,
     limit_failures(authenticate_client),
-    require_confidential_client,
-    require_scope,
+    require_confidential_client("the events feed"),
+    require_scope(SCOPE),
     read_request,
     respond,
 )

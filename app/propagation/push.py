@@ -24,7 +24,7 @@ import structlog
 
 from app.directory import TenantView
 from app.models import DeliveryAttempt, Event, Receiver, ReceiverState
-from app.outbound import Fetcher
+from app.outbound_channel import PostChannel
 from app.propagation import backoff, rfc8935
 from app.propagation.rfc8417 import SET_TYP, event_uri, security_event_claims
 from app.propagation.signing_keys import sign
@@ -77,9 +77,8 @@ class PushWorker:
         self.receiver = receiver
         self.url = receiver.url
         self.types = frozenset(receiver.events)
-        # One connection pool per receiver: each kept connection is to an address
-        # checked for this receiver's host name (``app.outbound``).
-        self.fetcher = Fetcher(timeout_s=settings.timeout_s, keep_alive=True)
+        # One kept connection per receiver, to an address checked for its host name.
+        self.channel = PostChannel(self.url, timeout_s=settings.timeout_s)
         self.state: ReceiverState | None = None
         self.pending: list[DeliveryAttempt] = []
         self.dirty = False
@@ -109,7 +108,7 @@ class PushWorker:
                     await asyncio.sleep(backoff.delay_s(3))
         finally:
             await self._release()
-            await self.fetcher.close()
+            await self.channel.close()
 
     async def _claim(self) -> ReceiverState:
         """Wait until this process holds the receiver's lease."""
@@ -197,7 +196,7 @@ class PushWorker:
         while True:
             async with self.settings.gate:
                 result = await rfc8935.push(
-                    self.fetcher, self.url, self.services.host_rules(tenant), token, authorization
+                    self.channel, self.services.host_rules(tenant), token, authorization
                 )
             now = self.services.clock()
             entry = DeliveryAttempt(

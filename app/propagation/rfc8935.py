@@ -19,7 +19,8 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 
-from app.outbound import Fetcher, FetchRefused, HostRules
+from app.outbound import FetchRefused, HostRules
+from app.outbound_channel import PostChannel
 
 CONTENT_TYPE = "application/secevent+jwt"
 NOT_ABOUT_THE_SET = frozenset({"authentication_failed", "access_denied"})
@@ -74,15 +75,15 @@ def _short(text: str) -> str:
 
 
 async def push(
-    fetcher: Fetcher, url: str, rules: HostRules, set_token: str, authorization: str | None
+    channel: PostChannel, rules: HostRules, set_token: str, authorization: str | None
 ) -> PushResult:
-    """POST one SET to ``url`` under the host rules and judge the answer."""
+    """POST one SET to the channel's receiver under the host rules and judge the answer."""
     headers = {"Content-Type": CONTENT_TYPE, "Accept": "application/json"}
     if authorization:
         headers["Authorization"] = authorization
     started = time.monotonic()
     try:
-        reply = await fetcher.post(url, rules, set_token.encode("ascii"), headers)
+        reply = await channel.post(rules, set_token.encode("ascii"), headers)
     except FetchRefused as exc:
         return PushResult(Outcome.FAILED, None, _short(str(exc)), _ms_since(started))
     outcome, detail = judge(reply.status, reply.body)

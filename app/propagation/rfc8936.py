@@ -26,11 +26,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from app.errors import Forbidden, InsufficientScope, InvalidClient, InvalidRequest, NotFound
+from app.errors import Forbidden, InvalidRequest, NotFound
 from app.models import DeliveryAttempt, Event, Receiver, ReceiverState
 from app.oauth.abuse_limits import limit_failures
 from app.oauth.endpoint import Exchange, Step, run
-from app.oauth.steps import authenticate_client
+from app.oauth.steps import authenticate_client, require_confidential_client, require_scope
 from app.propagation.push import KEEP_LOG, PAGE
 from app.propagation.rfc8417 import SET_TYP, event_id_of, event_uri, security_event_claims, set_jti
 from app.propagation.signing_keys import sign
@@ -107,19 +107,6 @@ async def parse_body(x: Exchange) -> None:
             value = document.get(name)
             if isinstance(value, str):
                 x.form[name] = value
-
-
-async def require_confidential_client(x: Exchange) -> None:
-    # A public client authenticates by naming itself: anyone could take its SETs.
-    if not x.authenticated.confidential:
-        raise InvalidClient(
-            "SET polling needs a confidential client", client_id=x.authenticated.client_id
-        )
-
-
-async def require_scope(x: Exchange) -> None:
-    if SCOPE not in x.authenticated.client.scope:
-        raise InsufficientScope(f"the client lacks the scope {SCOPE}")
 
 
 async def find_receiver(x: Exchange) -> None:
@@ -224,8 +211,8 @@ async def _pending(
 STEPS: tuple[Step, ...] = (
     parse_body,
     limit_failures(authenticate_client),
-    require_confidential_client,
-    require_scope,
+    require_confidential_client("SET polling"),
+    require_scope(SCOPE),
     find_receiver,
     acknowledge,
     answer,

@@ -15,7 +15,6 @@ private keys per (tenant, kid): signing costs no store read in the steady state.
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +26,7 @@ from app.directory import Directory, TenantView
 from app.errors import NotFound
 from app.keys import KeyRing
 from app.models import SigningKey, Tenant
+from app.process_caches import ProcessCaches
 from app.propagation import jwk
 from app.services import Services
 from app.types import TenantId
@@ -67,16 +67,11 @@ class _Cache:
         self.opened[(tenant_id, kid)] = key
 
 
-# Keyed by the Directory, not module-wide: one process (a test run) may hold services on
-# several stores whose tenants share ids and configuration version numbers.
-_caches: weakref.WeakKeyDictionary[Directory, _Cache] = weakref.WeakKeyDictionary()
+_caches: ProcessCaches[Directory, _Cache] = ProcessCaches(_Cache)
 
 
 def _cache(services: Services) -> _Cache:
-    found = _caches.get(services.directory)
-    if found is None:
-        found = _caches[services.directory] = _Cache()
-    return found
+    return _caches.of(services.directory)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,10 +25,10 @@ import base64
 import gzip
 import hashlib
 import time
-import weakref
 from dataclasses import dataclass, field
 
 from app.directory import Directory, TenantView
+from app.process_caches import ProcessCaches
 from app.propagation import status_bits
 from app.propagation.signing_keys import sign
 from app.propagation.status_indexes import LIST_SIZE, aggregation_uri, list_count, list_uri
@@ -94,16 +94,11 @@ class _Cache:
         self.tokens[key] = token
 
 
-# Keyed by the Directory, not module-wide: one process (a test run) may hold services on
-# several stores whose tenants share ids.
-_caches: weakref.WeakKeyDictionary[Directory, _Cache] = weakref.WeakKeyDictionary()
+_caches: ProcessCaches[Directory, _Cache] = ProcessCaches(_Cache)
 
 
 def _cache(services: Services) -> _Cache:
-    found = _caches.get(services.directory)
-    if found is None:
-        found = _caches[services.directory] = _Cache()
-    return found
+    return _caches.of(services.directory)
 
 
 def _tenant_key(tenant: TenantView) -> tuple[TenantId, bytes]:

@@ -87,6 +87,8 @@ def _steer_admin(case: Case, draw: Draw) -> None:
             params["grant_id"] = draw(st.sampled_from(world.GRANTS))
         if "sub" in params:
             params["sub"] = draw(st.sampled_from(world.SUBJECTS))
+        if "receiver_id" in params:
+            params["receiver_id"] = world.RECEIVER
     if "name" in params and method != "DELETE":
         params["name"] = world.PLUGIN
         if "version" in params:

@@ -41,6 +41,8 @@ SUBJECTS = ("alice", "bob", "carol")
 GRANTS = tuple(f"g{i}" for i in range(6))
 SESSIONS = ("d0", "d1", "d2")
 PLUGIN = "probe"
+RECEIVER = "poller"
+"""A poll receiver of Security Event Tokens (``app``'s), seeded in every policy tenant."""
 PLUGIN_SOURCE = b"def response_mapping(context, response):\n    return None\n"
 TOKENS_PER_TENANT = 30
 WEEK = 7 * 86_400
@@ -77,6 +79,7 @@ def settings(base_url: str, policy: str) -> dict[str, Any]:
         "jsonp": {"enabled": True},
         "cors": {"allowed_origins": ["*"]},
         "status_list": {"enabled": True},
+        "global_revocation": {"enabled": True},
         "rate_limits": {"per_client_per_minute": 1_000_000, "per_address_per_minute": 1_000_000},
     }
     if policy == "cie":
@@ -145,6 +148,8 @@ def seed(send: Send, base_url: str, operator_key: str = OPERATOR_KEY) -> World:
                 headers={**operator, "Content-Type": "text/x-python"},
             )
         )
+        receiver = {"delivery": "poll", "client_id": "app"}
+        _ok(send("PUT", f"{tenant}/receivers/{RECEIVER}", json=receiver, headers=operator))
     for spare in (SCRATCH, DOOMED):
         bare = {"issuer": f"{base_url.rstrip('/')}/t/{spare}"}
         _ok(send("PUT", f"/admin/v1/tenants/{spare}", json=bare, headers=operator))

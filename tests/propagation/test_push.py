@@ -2,11 +2,16 @@
 retries until the receiver recovers, in order, at least once; signatures verified with
 the key at ``{issuer}/jwks``; a SET the receiver refuses is skipped; a receiver failing
 long enough is paused and a ``PUT`` resumes it; private addresses only with the flag;
-a service killed mid-delivery delivers everything after its restart."""
+a service killed mid-delivery delivers everything after its restart; ``serve --delivery
+off`` with a ``deliver`` process of its own, and ``--delivery workers``."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import os
+import signal
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -245,6 +250,7 @@ async def test_a_service_killed_mid_delivery_delivers_every_event_after_restart(
     deployment: Deployment,
 ) -> None:
     args = ["--no-tenants", "--fetch-allow-private", *deployment.store_args()]
+    args += ["--delivery-lease-s", "3"]
     slow = LocalReceiver(delay_s=0.05)
     with running_receiver(slow) as receiver:
         with running_server(args, cwd=deployment.tmp, env=deployment.env()) as server:
@@ -256,6 +262,61 @@ async def test_a_service_killed_mid_delivery_delivers_every_event_after_restart(
             kill(server)
         assert len(set(receiver.accepted())) < EVENTS, "the kill came after the last SET"
         with running_server(args, cwd=deployment.tmp, env=deployment.env()):
-            # The killed process's lease runs out first (30 s).
+            # The killed process's lease runs out first (3 s).
             wait_for(lambda: set(ids) <= set(receiver.accepted()), "every event", 120)
+    assert first_arrivals(receiver.accepted()) == ids
+
+
+async def test_serve_without_delivery_and_a_deliver_process_of_its_own(
+    deployment: Deployment,
+) -> None:
+    # ``serve --delivery off``: an operator runs ``deliver`` elsewhere; it delivers, and
+    # on SIGTERM records where it got to and ends.
+    store = deployment.store_args()
+    args = ["--no-tenants", "--fetch-allow-private", "--delivery", "off", *store]
+    with (
+        running_receiver() as receiver,
+        running_server(args, cwd=deployment.tmp, env=deployment.env()) as server,
+    ):
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+            world = await make_world(http)
+            assert (await put_receiver(http, receiver.url)).status_code == 201
+            ids = await revoke_some(world, 3)
+            assert '"delivery_started"' not in server.log()
+            deliver = await asyncio.create_subprocess_exec(
+                *[sys.executable, "-m", "app", "deliver", "--fetch-allow-private", *store],
+                cwd=deployment.tmp,
+                env={**os.environ, **deployment.env()},
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+            try:
+                await until(lambda: set(ids) <= set(receiver.accepted()), "delivered")
+                deliver.send_signal(signal.SIGTERM)
+                async with asyncio.timeout(60):
+                    assert await deliver.wait() == 0
+            finally:
+                if deliver.returncode is None:
+                    deliver.kill()
+                    await deliver.wait()
+            state = (await read_receiver(http))["state"]
+            assert state["cursor"] == str(ids[-1]) and state["delivered"] == 3
+    assert first_arrivals(receiver.accepted()) == ids
+
+
+async def test_serve_delivering_from_its_http_workers(tmp_path: Path) -> None:
+    deployment = Deployment(tmp_path)
+    args = ["--no-tenants", "--fetch-allow-private", "--delivery", "workers"]
+    with (
+        running_receiver() as receiver,
+        running_server(
+            [*args, *deployment.store_args()], cwd=tmp_path, env=deployment.env()
+        ) as server,
+    ):
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+            world = await make_world(http)
+            assert (await put_receiver(http, receiver.url)).status_code == 201
+            ids = await revoke_some(world, 3)
+            await until(lambda: set(ids) <= set(receiver.accepted()), "delivered")
+        assert '"delivery_started"' not in server.log()
     assert first_arrivals(receiver.accepted()) == ids

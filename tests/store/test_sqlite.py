@@ -149,6 +149,51 @@ async def test_concurrent_writes_share_commits(sqlite: SqliteStore) -> None:
     assert all(o.applied and o.count == 1 for o in outcomes)
 
 
+async def test_what_follows_a_commit_runs_for_committed_jobs_only(sqlite: SqliteStore) -> None:
+    followed: list[object] = []
+
+    def boom(conn: sqlite3.Connection) -> int:
+        raise RuntimeError("boom")
+
+    def broken(result: object) -> None:
+        raise RuntimeError("a bug after the commit")
+
+    gate, held = hold_writer(sqlite)
+    first = sqlite.writer.submit(lambda conn: 1, committed=followed.append)
+    failing = sqlite.writer.submit(boom, committed=followed.append)
+    after_bug = sqlite.writer.submit(lambda conn: 2, committed=broken)
+    last = sqlite.writer.submit(lambda conn: 3, committed=followed.append)
+    gate.set()
+    await held
+
+    assert await first == 1
+    with pytest.raises(RuntimeError, match="boom"):
+        await failing
+    assert await after_bug == 2  # the commit stands, and the writer goes on
+    assert await last == 3
+    assert followed == [1, 3]
+
+
+async def test_events_of_a_revocation_whose_caller_left_are_announced(
+    sqlite: SqliteStore,
+) -> None:
+    """The feed's waiters learn of events committed for a caller cancelled meanwhile."""
+    await sqlite.register_credentials("acme", [credential("acme", "t")])
+    before = sqlite.events_stamp("acme")
+    assert before is not None
+    gate, held = hold_writer(sqlite)
+    leaving = asyncio.ensure_future(sqlite.apply_revocation("acme", revoke_token("t")))
+    await asyncio.sleep(0)  # the revocation is queued behind the held job
+    leaving.cancel()
+    gate.set()
+    await held
+    await sqlite.writer.submit(lambda conn: None)  # queued after the revocation
+
+    assert leaving.cancelled()
+    assert await is_revoked(sqlite, "acme", "t")
+    assert sqlite.events_stamp("acme") != before
+
+
 async def test_disk_full_fails_the_write_and_keeps_nothing(sqlite: SqliteStore) -> None:
     def cap(conn: sqlite3.Connection) -> None:
         pages = conn.execute("PRAGMA page_count").fetchall()[0][0]

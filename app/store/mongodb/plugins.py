@@ -13,11 +13,10 @@ from typing import Any
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from app.errors import NotFound
 from app.models import PluginVersion
 from app.store.mongodb import schema
 from app.store.mongodb.documents import plugin_doc
-from app.store.mongodb.revocation import tenant_exists
+from app.store.mongodb.tenant_guard import guard
 from app.types import TenantId
 
 Document = dict[str, Any]
@@ -28,31 +27,10 @@ PLUGIN_COUNTER = "plugins"
 CURRENT: Document = {"current": True}
 
 
-async def guard(
-    db: AsyncDatabase[Document], session: AsyncClientSession, tenant_id: TenantId
-) -> None:
-    """The tenant must exist, read in the writing transaction.
-
-    Reading is not enough under snapshot isolation: a deletion committed after this
-    snapshot would not see a first version inserted here, and a new tenant of the same
-    id would inherit it. Both write the plugin counter, so one of the two meets a write
-    conflict and is retried. It also serialises a tenant's plugin writes, so two first
-    uploads of a name do not both take version 1.
-    """
-    if not await tenant_exists(db, session, tenant_id):
-        raise NotFound("unknown tenant")
-    await db[schema.COUNTERS].update_one(
-        {"tenant_id": tenant_id, "name": PLUGIN_COUNTER},
-        {"$inc": {"value": 1}},
-        upsert=True,
-        session=session,
-    )
-
-
 async def add_version(
     db: AsyncDatabase[Document], session: AsyncClientSession, plugin: PluginVersion
 ) -> PluginVersion:
-    await guard(db, session, plugin.tenant_id)
+    await guard(db, session, plugin.tenant_id, PLUGIN_COUNTER)
     versions = db[schema.PLUGINS]
     of_name = {"tenant_id": plugin.tenant_id, "name": plugin.name}
     latest = await versions.find_one(
@@ -72,7 +50,7 @@ async def set_current(
     name: str,
     version: int,
 ) -> bool:
-    await guard(db, session, tenant_id)
+    await guard(db, session, tenant_id, PLUGIN_COUNTER)
     versions = db[schema.PLUGINS]
     of_name = {"tenant_id": tenant_id, "name": name}
     target = await versions.find_one(
@@ -93,7 +71,7 @@ async def set_current(
 async def delete(
     db: AsyncDatabase[Document], session: AsyncClientSession, tenant_id: TenantId, name: str
 ) -> bool:
-    await guard(db, session, tenant_id)
+    await guard(db, session, tenant_id, PLUGIN_COUNTER)
     result = await db[schema.PLUGINS].delete_many(
         {"tenant_id": tenant_id, "name": name}, session=session
     )

@@ -25,10 +25,10 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from app.errors import Conflict, NotFound
+from app.errors import Conflict
 from app.models import DeliveryAttempt, Receiver, ReceiverState
 from app.store.mongodb import schema
-from app.store.mongodb.revocation import tenant_exists
+from app.store.mongodb.tenant_guard import guard
 from app.types import TenantId
 
 Document = dict[str, Any]
@@ -142,19 +142,6 @@ def attempt_doc(tenant_id: TenantId, receiver_id: str, seq: int, a: DeliveryAtte
 # --- transaction bodies ------------------------------------------------------------------
 
 
-async def guard(
-    db: AsyncDatabase[Document], session: AsyncClientSession, tenant_id: TenantId
-) -> None:
-    if not await tenant_exists(db, session, tenant_id):
-        raise NotFound("unknown tenant")
-    await db[schema.COUNTERS].update_one(
-        {"tenant_id": tenant_id, "name": COUNTER},
-        {"$inc": {"value": 1}},
-        upsert=True,
-        session=session,
-    )
-
-
 async def put(
     db: AsyncDatabase[Document],
     session: AsyncClientSession,
@@ -164,7 +151,7 @@ async def put(
     resume: bool,
 ) -> tuple[Receiver, bool]:
     tid, rid = receiver.tenant_id, receiver.receiver_id
-    await guard(db, session, tid)
+    await guard(db, session, tid, COUNTER)
     receivers = db[schema.RECEIVERS]
     old = await receivers.find_one(key(tid, rid), {"created_at": True}, session=session)
     if old is None:

@@ -16,10 +16,9 @@ from typing import Any
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from app.errors import NotFound
 from app.models import SigningKey
 from app.store.mongodb import schema
-from app.store.mongodb.revocation import tenant_exists
+from app.store.mongodb.tenant_guard import guard
 from app.types import TenantId
 
 Document = dict[str, Any]
@@ -57,26 +56,13 @@ def in_list_order(keys: list[SigningKey]) -> list[SigningKey]:
     return sorted(keys, key=lambda k: (k.retire_at is not None, -k.created_at, k.kid))
 
 
-async def guard(
-    db: AsyncDatabase[Document], session: AsyncClientSession, tenant_id: TenantId
-) -> None:
-    if not await tenant_exists(db, session, tenant_id):
-        raise NotFound("unknown tenant")
-    await db[schema.COUNTERS].update_one(
-        {"tenant_id": tenant_id, "name": COUNTER},
-        {"$inc": {"value": 1}},
-        upsert=True,
-        session=session,
-    )
-
-
 async def add(
     db: AsyncDatabase[Document],
     session: AsyncClientSession,
     key: SigningKey,
     retire_current_at: int | None,
 ) -> SigningKey:
-    await guard(db, session, key.tenant_id)
+    await guard(db, session, key.tenant_id, COUNTER)
     keys = db[schema.SIGNING_KEYS]
     current = await keys.find_one(
         {"tenant_id": key.tenant_id, "retire_at": None}, {"_id": False}, session=session

@@ -12,26 +12,18 @@ for as long as the key's slot holds the value it held before that read.
 
 from __future__ import annotations
 
-import contextlib
-import mmap
-import os
 import sqlite3
-import struct
-import time
 import zlib
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
+from app.store.sqlite.shared_stamps import SLOTS, SharedStamps
 from app.types import TenantId
 
 RECORD = """INSERT INTO auth_failures (tenant_id, key, window_start, count, exp)
 VALUES (?, ?, ?, 1, ?)
 ON CONFLICT (tenant_id, key, window_start) DO UPDATE SET count = count + 1"""
-
-SLOTS = 4096
-"""Slots of the stamp file: keys sharing one only cost each other a read."""
-_SLOT = struct.Struct("<Q")
 
 
 @cache
@@ -61,42 +53,23 @@ class FailureStamps:
     that cannot map it), ``read`` answers None and every check reads the counts."""
 
     def __init__(self, database: Path) -> None:
-        self.path = database.with_name(database.name + ".auth-failures")
-        self._map: mmap.mmap | None = None
+        self._stamps = SharedStamps(database, ".auth-failures")
 
     def open(self) -> None:
-        size = SLOTS * _SLOT.size
-        with contextlib.suppress(OSError, ValueError):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                if os.fstat(fd).st_size < size:
-                    os.ftruncate(fd, size)  # zeros; a second process's truncate is a no-op
-                self._map = mmap.mmap(fd, size)
-            finally:
-                os.close(fd)
+        self._stamps.open()
 
     def close(self) -> None:
-        stamps, self._map = self._map, None
-        if stamps is not None:
-            stamps.close()
+        self._stamps.close()
 
     def read(self, tenant_id: TenantId, key: str) -> int | None:
-        if self._map is None:
-            return None
-        value: int = _SLOT.unpack_from(self._map, _slot(tenant_id, key))[0]
-        return value
+        return self._stamps.read(_slot(tenant_id, key))
 
     def bump(self, tenant_id: TenantId, keys: Sequence[str]) -> None:
         """After the commit: a reader that then reads the count sees the failure, and one
-        that read before sees the slot change. A new value each time (nanoseconds, and
-        past the old one); a torn or concurrent write also reads as a change."""
-        if self._map is None:
-            return
-        for key in keys:
-            offset = _slot(tenant_id, key)
-            old: int = _SLOT.unpack_from(self._map, offset)[0]
-            _SLOT.pack_into(self._map, offset, max(time.time_ns(), old + 1) % 2**64)
+        that read before sees the slot change."""
+        self._stamps.bump(_slot(tenant_id, key) for key in keys)
 
 
 def _slot(tenant_id: TenantId, key: str) -> int:
-    return zlib.crc32(f"{tenant_id}\n{key}".encode()) % SLOTS * _SLOT.size
+    """Keys sharing a slot only cost each other a read."""
+    return zlib.crc32(f"{tenant_id}\n{key}".encode()) % SLOTS

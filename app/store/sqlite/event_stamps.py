@@ -14,18 +14,13 @@ until the next event of that tenant; readers bound their waits, so they are read
 
 from __future__ import annotations
 
-import contextlib
-import mmap
-import os
-import struct
-import time
 import zlib
+from functools import lru_cache
 from pathlib import Path
 
+from app.store.sqlite.shared_stamps import SLOTS, SharedStamps
 from app.types import TenantId
 
-SLOTS = 4096
-_SLOT = struct.Struct("<Q")
 GENERATION = 0
 """The slot every bump moves, whatever the tenant."""
 
@@ -35,48 +30,26 @@ class EventStamps:
     waiters fall back to reading the store, bounded (``EventNotifier``)."""
 
     def __init__(self, database: Path) -> None:
-        self.path = database.with_name(database.name + ".event-stamps")
-        self._map: mmap.mmap | None = None
+        self._stamps = SharedStamps(database, ".event-stamps")
 
     def open(self) -> None:
-        size = SLOTS * _SLOT.size
-        with contextlib.suppress(OSError, ValueError):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                if os.fstat(fd).st_size < size:
-                    os.ftruncate(fd, size)  # zeros; a second process's truncate is a no-op
-                self._map = mmap.mmap(fd, size)
-            finally:
-                os.close(fd)
+        self._stamps.open()
 
     def close(self) -> None:
-        stamps, self._map = self._map, None
-        if stamps is not None:
-            stamps.close()
+        self._stamps.close()
 
     def read(self, tenant_id: TenantId) -> int | None:
-        return self._read(_slot(tenant_id))
+        return self._stamps.read(_slot(tenant_id))
 
     def generation(self) -> int | None:
-        return self._read(GENERATION)
+        return self._stamps.read(GENERATION)
 
     def bump(self, tenant_id: TenantId) -> None:
         """After the commit. The tenant's slot first: a waiter that sees the generation
-        move then reads a tenant slot that has moved too. A new value each time
-        (nanoseconds, and past the old one); a torn or concurrent write also reads as a
-        change, which only wakes a waiter to read the store."""
-        if self._map is None:
-            return
-        for offset in (_slot(tenant_id), GENERATION):
-            old: int = _SLOT.unpack_from(self._map, offset)[0]
-            _SLOT.pack_into(self._map, offset, max(time.time_ns(), old + 1) % 2**64)
-
-    def _read(self, offset: int) -> int | None:
-        if self._map is None:
-            return None
-        value: int = _SLOT.unpack_from(self._map, offset)[0]
-        return value
+        move then reads a tenant slot that has moved too."""
+        self._stamps.bump((_slot(tenant_id), GENERATION))
 
 
+@lru_cache(maxsize=1024)  # a bump is on every revocation's path: no hashing each time
 def _slot(tenant_id: TenantId) -> int:
-    return (1 + zlib.crc32(tenant_id.encode()) % (SLOTS - 1)) * _SLOT.size
+    return 1 + zlib.crc32(tenant_id.encode()) % (SLOTS - 1)

@@ -7,7 +7,6 @@ query, and in WAL mode it never waits for the writer.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -216,18 +215,15 @@ class SqliteStore:
         heavy: bool = False,
     ) -> T:
         """A write that may append events: once committed, every process's waiters
-        learn of them (``event_stamps``), even when this caller was cancelled meanwhile."""
-        future = self.writer.submit(job, heavy=heavy)
+        learn of them (``event_stamps``), even when this caller was cancelled meanwhile
+        (the writer announces them, ``committed``)."""
 
-        def announce(done: asyncio.Future[T]) -> None:
-            if done.cancelled() or done.exception() is not None:
-                return
-            applied = outcome(done.result())
+        def announce(result: T) -> None:
+            applied = outcome(result)
             if applied is not None and applied.event_ids:
                 self._event_stamps.bump(tenant_id)
 
-        future.add_done_callback(announce)
-        return await asyncio.shield(future)
+        return await self.writer.submit(job, heavy=heavy, committed=announce)
 
     async def _write_config(self, job: Callable[[sqlite3.Connection], T]) -> T:
         """A write that may bump ``config_version``: other processes learn of it."""
