@@ -47,7 +47,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -1074,15 +1074,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         import bench_propagation
 
         return bench_propagation.main([a for a in argv if a != "--propagation"])
-    args = parse_args(argv)
+    return supervised(run, parse_args(argv), "revocation-bench-")
+
+
+def supervised(
+    body: Callable[[argparse.Namespace, Path, list[Child]], int],
+    args: argparse.Namespace,
+    prefix: str,
+) -> int:
+    """``body(args, tmp, children)`` in a temporary directory, every process it starts
+    stopped and the directory removed whatever happens; its exit status."""
     # Ctrl-C and SIGTERM both unwind through the finally that stops every process, also
     # when the script was started with SIGINT ignored (as a background job is).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    tmp = Path(tempfile.mkdtemp(prefix="revocation-bench-"))
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
     children: list[Child] = []
     try:
-        return run(args, tmp, children)
+        return body(args, tmp, children)
     except BenchError as exc:
         loud(f"BENCHMARK FAILED: {exc}")
         return 1

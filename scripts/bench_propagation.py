@@ -37,10 +37,7 @@ import contextlib
 import json
 import os
 import secrets
-import shutil
-import signal
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -58,7 +55,6 @@ from bench import (  # noqa: E402
     Figures,
     LoadSpec,
     Population,
-    _raise_interrupt,
     build_requests,
     code_version,
     free_port,
@@ -73,6 +69,7 @@ from bench import (  # noqa: E402
     spawn,
     start_secantus,
     start_service,
+    supervised,
     token_of,
     wait_http_ok,
 )
@@ -883,23 +880,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    tmp = Path(tempfile.mkdtemp(prefix="revocation-bench-propagation-"))
-    children: list[Child] = []
-    try:
-        return run(args, tmp, children)
-    except BenchError as exc:
-        loud(f"BENCHMARK FAILED: {exc}")
-        return 1
-    except KeyboardInterrupt:
-        loud("interrupted: stopping the processes started")
-        return 130
-    finally:
-        for child in reversed(children):
-            child.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+    return supervised(run, parse_args(argv), "revocation-bench-propagation-")
 
 
 if __name__ == "__main__":
