@@ -843,7 +843,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rates", type=_rates, default=[5.0, 20.0], help="revocations/s, a phase each")
     p.add_argument("--duration", type=float, default=20.0, help="seconds of each rate")
     p.add_argument(
-        "--requests", type=int, default=3000, help="revocations of each throughput phase"
+        "--requests",
+        type=int,
+        default=20_000,
+        help="revocations of each throughput phase [20000: a few seconds each; shorter "
+        "phases are too noisy here, and the catch-up after them takes about 5 minutes]",
     )
     p.add_argument("--warmup", type=int, default=500, help="warm-up revocations of each")
     p.add_argument("--concurrency", type=int, default=32, help="connections of the load client")
