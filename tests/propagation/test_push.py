@@ -283,18 +283,29 @@ async def test_serve_without_delivery_and_a_deliver_process_of_its_own(
             assert (await put_receiver(http, receiver.url)).status_code == 201
             ids = await revoke_some(world, 3)
             assert '"delivery_started"' not in server.log()
+            # Its log, and a dump of every thread's stack should it not stop (SIGABRT
+            # with faulthandler), so that a hang says where it hangs.
+            output = (deployment.tmp / "deliver.log").open("wb")
             deliver = await asyncio.create_subprocess_exec(
                 *[sys.executable, "-m", "app", "deliver", "--fetch-allow-private", *store],
                 cwd=deployment.tmp,
-                env={**os.environ, **deployment.env()},
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL,
+                env={**os.environ, **deployment.env(), "PYTHONFAULTHANDLER": "1"},
+                stdout=output,
+                stderr=output,
             )
+            output.close()
             try:
                 await until(lambda: set(ids) <= set(receiver.accepted()), "delivered")
                 deliver.send_signal(signal.SIGTERM)
-                async with asyncio.timeout(60):
-                    assert await deliver.wait() == 0
+                try:
+                    async with asyncio.timeout(60):
+                        code = await deliver.wait()
+                except TimeoutError:
+                    deliver.send_signal(signal.SIGABRT)
+                    await deliver.wait()
+                    tail = (deployment.tmp / "deliver.log").read_text(errors="replace")[-6000:]
+                    raise AssertionError(f"deliver did not stop on SIGTERM:\n{tail}") from None
+                assert code == 0
             finally:
                 if deliver.returncode is None:
                     deliver.kill()
