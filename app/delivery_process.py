@@ -20,6 +20,8 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Coroutine
+from typing import Any
 
 import structlog
 import uvloop
@@ -38,6 +40,8 @@ a worker's share of a busy CPU (Linux's nice weights), all of an idle one."""
 PARENT_CHECK_S = 1.0
 RESTART_DELAY_S = 1.0
 STOP_TIMEOUT_S = 20.0
+STEP_TIMEOUT_S = 15.0
+"""The longest one step of a ``deliver`` process's own stop may take."""
 _PR_SET_PDEATHSIG = 1
 
 
@@ -79,12 +83,23 @@ async def _run(config: ServiceConfig, parent_pid: int | None) -> None:
         await stop.wait()
     finally:
         # Each receiver's worker records what it delivered and gives up its lease.
-        await deliverer.stop()
+        await _bounded("deliverer", deliverer.stop())
         if watch is not None:
             watch.cancel()
-        await services.close()
-        await services.store.close()
+        await _bounded("services", services.close())
+        await _bounded("store", services.store.close())
     log.info("delivery_stopped", pid=os.getpid())
+
+
+async def _bounded(step: str, work: Coroutine[Any, Any, None]) -> None:
+    """A step of stopping, within ``STEP_TIMEOUT_S``; past it the process ends at once: a
+    stop that hangs must not leave a process behind (its leases run out by themselves)."""
+    try:
+        async with asyncio.timeout(STEP_TIMEOUT_S):
+            await work
+    except TimeoutError:
+        log.error("delivery_stop_timed_out", step=step, after_s=STEP_TIMEOUT_S)
+        os._exit(1)
 
 
 def _exit_with_parent() -> None:
