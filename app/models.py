@@ -406,6 +406,12 @@ class Receiver:
     created_at: int = 0
     updated_at: int = 0
 
+    @property
+    def set_audience(self) -> str:
+        """The ``aud`` of its SETs: ``audience``, else the URL (push) or the client id
+        (poll)."""
+        return self.audience or self.url or self.client_id or ""
+
 
 @dataclass(frozen=True, slots=True)
 class ReceiverState:

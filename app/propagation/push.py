@@ -26,8 +26,8 @@ from app.directory import TenantView
 from app.models import DeliveryAttempt, Event, Receiver, ReceiverState
 from app.outbound_channel import PostChannel
 from app.propagation import backoff, rfc8935
-from app.propagation.rfc8417 import SET_TYP, event_uri, security_event_claims
-from app.propagation.signing_keys import sign
+from app.propagation.rfc8417 import event_uri
+from app.propagation.signing_keys import sign_event
 from app.services import Services
 
 log = structlog.get_logger("revocation.delivery")
@@ -187,11 +187,7 @@ class PushWorker:
 
     async def _deliver_one(self, tenant: TenantView, event: Event) -> None:
         """Send the event's SET until the receiver takes or refuses it."""
-        r = self.receiver
-        claims = security_event_claims(
-            tenant, event, r.audience or self.url, r.receiver_id, self.services.clock()
-        )
-        token = await sign(self.services, tenant, claims, SET_TYP)
+        token = await sign_event(self.services, tenant, self.receiver, event, self.services.clock())
         authorization = self._authorization(tenant)
         while True:
             async with self.settings.gate:

@@ -32,8 +32,8 @@ from app.oauth.abuse_limits import limit_failures
 from app.oauth.endpoint import Exchange, Step, run
 from app.oauth.steps import authenticate_client, require_confidential_client, require_scope
 from app.propagation.push import KEEP_LOG, PAGE
-from app.propagation.rfc8417 import SET_TYP, event_id_of, event_uri, security_event_claims, set_jti
-from app.propagation.signing_keys import sign
+from app.propagation.rfc8417 import event_id_of, event_uri, set_jti
+from app.propagation.signing_keys import sign_event
 from app.request_body import read_body
 from app.responses import NO_STORE
 
@@ -167,11 +167,10 @@ async def answer(x: Exchange) -> None:
         if ready or left <= 0 or notifier.stopped:
             break
         await notifier.wait(x.tenant.tenant_id, stamp, min(left, LONG_POLL_S))
-    audience = receiver.audience or receiver.client_id or ""
     sets: dict[str, str] = {}
     for event in events:
-        claims = security_event_claims(x.tenant, event, audience, receiver.receiver_id, x.now)
-        sets[claims["jti"]] = await sign(x.services, x.tenant, claims, SET_TYP)
+        jti = set_jti(event.id, receiver.receiver_id)
+        sets[jti] = await sign_event(x.services, x.tenant, receiver, event, x.now)
     x.log(sets=len(sets))
     x.response = JSONResponse({"sets": sets, "moreAvailable": more}, headers=NO_STORE)
 

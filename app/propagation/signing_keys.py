@@ -25,9 +25,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from app.directory import Directory, TenantView
 from app.errors import NotFound
 from app.keys import KeyRing
-from app.models import SigningKey, Tenant
+from app.models import Event, Receiver, SigningKey, Tenant
 from app.process_caches import ProcessCaches
 from app.propagation import jwk
+from app.propagation.rfc8417 import SET_TYP, security_event_claims
 from app.services import Services
 from app.types import TenantId
 
@@ -203,3 +204,11 @@ def seal_versions(services: Services, tenant: Tenant, keys: list[SigningKey]) ->
         )
         for k in keys
     ]
+
+
+async def sign_event(
+    services: Services, tenant: TenantView, receiver: Receiver, event: Event, now: int
+) -> str:
+    """The Security Event Token that tells ``receiver`` of ``event``, issued at ``now``."""
+    claims = security_event_claims(tenant, event, receiver.set_audience, receiver.receiver_id, now)
+    return await sign(services, tenant, claims, SET_TYP)
