@@ -53,14 +53,7 @@ def parser() -> argparse.ArgumentParser:
         help="push Security Event Tokens from a process of its own at a lower CPU priority, "
         "from every HTTP worker, or not at all (run `deliver` elsewhere) [process]",
     )
-    serve.add_argument(
-        "--delivery-lease-s",
-        type=_positive,
-        default=30,
-        metavar="S",
-        help="a delivering process's hold on a receiver; after a crash, delivery to it "
-        "resumes within this [30]",
-    )
+    add_lease_option(serve)
     serve.add_argument("--max-body-bytes", type=int, default=16 * 1024, help="[16384]")
     serve.add_argument(
         "--max-header-bytes",
@@ -93,13 +86,7 @@ def parser() -> argparse.ArgumentParser:
         help="failed client authentications a minute per tenant and source address, where a "
         "tenant sets no rate_limits.per_address_per_minute; 0: no limit [100]",
     )
-    serve.add_argument(
-        "--log-json",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="JSON log lines [when not on a terminal]",
-    )
-    serve.add_argument("--log-level", default="info", choices=tuple(LEVELS))
+    add_log_options(serve)
     serve.set_defaults(func=_serve)
     deliver = commands.add_parser(
         "deliver", help="push Security Event Tokens to the receivers until stopped"
@@ -114,14 +101,7 @@ def parser() -> argparse.ArgumentParser:
     deliver.add_argument(
         "--nice", type=int, default=0, help="lower the CPU priority by N (serve: 19) [0]"
     )
-    deliver.add_argument(
-        "--delivery-lease-s",
-        type=_positive,
-        default=30,
-        metavar="S",
-        help="a delivering process's hold on a receiver; after a crash, delivery to it "
-        "resumes within this [30]",
-    )
+    add_lease_option(deliver)
     deliver.add_argument(
         "--parent-pid",
         type=int,
@@ -129,13 +109,7 @@ def parser() -> argparse.ArgumentParser:
         metavar="PID",
         help="stop when that process ends (serve passes its own)",
     )
-    deliver.add_argument(
-        "--log-json",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="JSON log lines [when not on a terminal]",
-    )
-    deliver.add_argument("--log-level", default="info", choices=tuple(LEVELS))
+    add_log_options(deliver)
     deliver.set_defaults(func=_deliver)
     admin_cli.register(commands, add_store_options)
     top.epilog = "commands:\n" + command_list(commands)
@@ -162,6 +136,29 @@ def _commands(commands: argparse._SubParsersAction[Any], prefix: str) -> Iterato
             word = str(action.metavar or action.dest).upper()
             words.append(f"[{word}]" if action.nargs == "?" else word)
         yield " ".join(words), helps.get(name, "")
+
+
+def add_lease_option(p: argparse.ArgumentParser) -> None:
+    """``--delivery-lease-s`` of the processes that may deliver (``serve``, ``deliver``)."""
+    p.add_argument(
+        "--delivery-lease-s",
+        type=_positive,
+        default=30,
+        metavar="S",
+        help="a delivering process's hold on a receiver; after a crash, delivery to it "
+        "resumes within this [30]",
+    )
+
+
+def add_log_options(p: argparse.ArgumentParser) -> None:
+    """The log format and level of the long-running commands (``serve``, ``deliver``)."""
+    p.add_argument(
+        "--log-json",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="JSON log lines [when not on a terminal]",
+    )
+    p.add_argument("--log-level", default="info", choices=tuple(LEVELS))
 
 
 def add_store_options(p: argparse.ArgumentParser) -> None:
