@@ -121,11 +121,13 @@ class Child:
         return session_cpu_seconds(self.process.pid)
 
 
-def session_cpu_seconds(sid: int) -> float | None:
+def session_stats(sid: int) -> dict[int, list[str]] | None:
+    """The ``/proc/PID/stat`` fields after ``(comm)`` (state ppid pgrp session ...
+    utime stime ...) of every live process of session ``sid``; None without ``/proc``."""
     proc = Path("/proc")
     if not proc.is_dir():
         return None
-    ticks = 0
+    found: dict[int, list[str]] = {}
     for entry in proc.iterdir():
         if not entry.name.isdigit():
             continue
@@ -133,10 +135,18 @@ def session_cpu_seconds(sid: int) -> float | None:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        # Fields after "(comm)": state ppid pgrp session ... utime(14) stime(15).
         fields = stat[stat.rindex(")") + 2 :].split()
         if int(fields[3]) == sid:
-            ticks += int(fields[11]) + int(fields[12])
+            found[int(entry.name)] = fields
+    return found
+
+
+def session_cpu_seconds(sid: int) -> float | None:
+    stats = session_stats(sid)
+    if stats is None:
+        return None
+    # utime and stime: fields 14 and 15 of the whole line.
+    ticks = sum(int(fields[11]) + int(fields[12]) for fields in stats.values())
     return ticks / os.sysconf("SC_CLK_TCK")
 
 

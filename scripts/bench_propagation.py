@@ -846,8 +846,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--requests",
         type=int,
         default=20_000,
-        help="revocations of each throughput phase [20000: a few seconds each; shorter "
-        "phases are too noisy here, and the catch-up after them takes about 5 minutes]",
+        help="revocations of each throughput phase: a few seconds each (shorter phases are "
+        "too noisy here; the catch-up after them takes about 5 minutes)",
     )
     p.add_argument("--warmup", type=int, default=500, help="warm-up revocations of each")
     p.add_argument("--concurrency", type=int, default=32, help="connections of the load client")

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from bench import Child, percentile, session_cpu_seconds
+from bench import Child, percentile, session_cpu_seconds, session_stats
 from soak_mix import Interval, Traffic
 
 DATABASE_FILE = "revocation.sqlite3"
@@ -51,18 +51,7 @@ class Footprint:
 
 
 def session_pids(sid: int) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # Fields after "(comm)": state ppid pgrp session ...
-        if int(stat[stat.rindex(")") + 2 :].split()[3]) == sid:
-            pids.append(int(entry.name))
-    return pids
+    return list(session_stats(sid) or {})
 
 
 def footprint(pids: Iterable[int]) -> Footprint:
