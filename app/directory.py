@@ -1,14 +1,20 @@
 """Tenants and clients as the request path sees them, cached per process.
 
 The cache is checked against ``Store.config_version()`` on every request, so a change
-made by another worker or instance is seen as soon as the backend reports it.
+made by another worker or instance is seen as soon as the backend reports it. When the
+version moved, only the tenants the store names as changed (``config_changes_since``) are
+read again and only their clients dropped; everything when the store cannot say.
 Revocation state is never cached here.
+
+Every lookup costs the same whatever the number of tenants: by id and by issuer, one
+dict lookup; by URL, one per whole-segment prefix of the request path, at most as many
+as the deepest issuer path on that origin has segments (``OriginRoutes``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from urllib.parse import urlsplit
 
@@ -25,6 +31,9 @@ class TenantView:
     settings: TenantSettings
     issuers: tuple[str, ...]
     """Normalised issuer first, then aliases."""
+    url_key: tuple[str, str]
+    """Origin and path of the issuer URL routing uses (aliases count for the Issuer
+    header only)."""
 
     @property
     def tenant_id(self) -> TenantId:
@@ -37,7 +46,9 @@ class TenantView:
     @classmethod
     def of(cls, tenant: Tenant) -> TenantView:
         settings = TenantSettings.of(tenant.settings)
-        return cls(tenant, settings, tuple(settings.all_issuers()))
+        issuers = tuple(settings.all_issuers())
+        parts = urlsplit(issuers[0])
+        return cls(tenant, settings, issuers, (f"{parts.scheme}://{parts.netloc}", parts.path))
 
 
 @lru_cache(maxsize=4096)
@@ -49,46 +60,162 @@ def _normalized(url: str) -> str | None:
         return None
 
 
+@dataclass(slots=True)
+class OriginRoutes:
+    """The issuers on one origin (scheme and host), by path."""
+
+    by_path: dict[str, TenantView] = field(default_factory=dict)
+    depths: dict[int, int] = field(default_factory=dict)
+    """How many issuer paths have each number of ``/``."""
+    deepest: int = 0
+
+    def add(self, path: str, view: TenantView) -> None:
+        self.by_path[path] = view
+        depth = path.count("/")
+        self.depths[depth] = self.depths.get(depth, 0) + 1
+        self.deepest = max(self.deepest, depth)
+
+    def remove(self, path: str) -> None:
+        del self.by_path[path]
+        depth = path.count("/")
+        if self.depths[depth] > 1:
+            self.depths[depth] -= 1
+        else:
+            del self.depths[depth]
+            self.deepest = max(self.depths, default=0)
+
+    def match(self, path: str) -> tuple[TenantView, str] | None:
+        """The issuer that is the longest whole-segment prefix of ``path``: ``path``
+        itself or ``path`` cut before one of its ``/``; the root issuer (``""``) matches
+        every path. Prefixes with more ``/`` than the deepest issuer path are not tried,
+        so a path of a thousand segments costs what the deepest issuer does."""
+        by_path, deepest = self.by_path, self.deepest
+        cuts: list[int] = []
+        at = path.find("/", 1)
+        while at != -1 and len(cuts) < deepest:
+            cuts.append(at)
+            at = path.find("/", at + 1)
+        if at == -1 and path.startswith("/") + len(cuts) <= deepest:
+            cuts.append(len(path))
+        for cut in reversed(cuts):
+            view = by_path.get(path[:cut])
+            if view is not None:
+                return view, path[cut:] or "/"
+        view = by_path.get("")
+        return None if view is None else (view, path or "/")
+
+
 class Directory:
+    """One process's tenants, their routes and clients, at one configuration version."""
+
     def __init__(self, store: Store) -> None:
         self._store = store
         self._version: int | None = None
+        self._stale = False
+        """Set by ``invalidate``."""
         self._tenants: dict[TenantId, TenantView] = {}
         self._by_issuer: dict[str, TenantView] = {}
-        self._by_origin: dict[str, list[tuple[str, TenantView]]] = {}
-        self._clients: dict[tuple[TenantId, ClientId], Client | None] = {}
+        self._by_origin: dict[str, OriginRoutes] = {}
+        self._clients: dict[TenantId, dict[ClientId, Client | None]] = {}
+        self._client_count = 0
+        self._loaded_at = 0
+        """The version of the last full load."""
+        self._changed_at: dict[TenantId, int] = {}
+        """The version at which each tenant was last read again on its own."""
 
     async def refresh(self) -> None:
-        """Reload when the store's configuration version moved."""
+        """Bring the cache up to the store's configuration version: the tenants changed
+        since, or all of them when the store cannot name them."""
         version = await self._store.config_version()
-        if version != self._version:
-            tenants = await self._store.list_tenants()
-            self._load(tenants)
-            self._version = version
+        if version == self._version and not self._stale:
+            return
+        changes = None
+        if self._version is not None and version != self._version:
+            changes = await self._store.config_changes_since(self._version)
+        if changes is None:
+            self._load(await self._store.list_tenants())
+            self._version = self._loaded_at = version
+            self._changed_at = {}
+        else:
+            # The log's version, not ``version``: the tenants are read after the log, so
+            # they are at least as new as it is; anything later moves the version again.
+            logged, changed = changes
+            for tenant_id in changed:
+                self._reload(tenant_id, await self._store.get_tenant(tenant_id), logged)
+            self._version = logged
+        self._stale = False
 
     @property
     def version(self) -> int | None:
         """The configuration version the cache holds (None until loaded)."""
         return self._version
 
+    def tenant_version(self, tenant_id: TenantId) -> int | None:
+        """A version that moves when this tenant's configuration may have changed, and
+        not when another tenant's did: for caches of one tenant's state (None until
+        loaded)."""
+        if self._version is None:
+            return None
+        return max(self._loaded_at, self._changed_at.get(tenant_id, 0))
+
     def invalidate(self) -> None:
-        self._version = None
+        """Make the next ``refresh`` catch up even if the version looks unchanged: called
+        after this process wrote configuration. A write moves the version, so the tenants
+        it names are reloaded; when the version did not move, everything is."""
+        self._stale = True
 
     def _load(self, tenants: Iterable[Tenant]) -> None:
-        views = {t.tenant_id: TenantView.of(t) for t in tenants}
-        by_issuer: dict[str, TenantView] = {}
-        by_origin: dict[str, list[tuple[str, TenantView]]] = {}
-        for view in views.values():
-            for issuer in view.issuers:
-                by_issuer[issuer] = view
-            # URL routing uses the issuer itself (aliases count for the Issuer header).
-            parts = urlsplit(view.issuers[0])
-            origin = f"{parts.scheme}://{parts.netloc}"
-            by_origin.setdefault(origin, []).append((parts.path, view))
-        for entries in by_origin.values():
-            entries.sort(key=lambda e: len(e[0]), reverse=True)
-        self._tenants, self._by_issuer, self._by_origin = views, by_issuer, by_origin
-        self._clients = {}
+        # A view whose record is unchanged is kept: parsing a tenant's settings costs
+        # about 50 µs, comparing its record well under 1, and a full reload (MongoDB's
+        # periodic one among them) of 10,000 tenants would otherwise stall the event
+        # loop for half a second. Clients are dropped: what changed is not known.
+        old = self._tenants
+        views: list[TenantView] = []
+        kept = 0
+        for tenant in tenants:
+            view = old.get(tenant.tenant_id)
+            if view is not None and view.record == tenant:
+                kept += 1
+            else:
+                view = TenantView.of(tenant)
+            views.append(view)
+        self._clients, self._client_count = {}, 0
+        if kept == len(views) == len(old):
+            return  # the same tenants: the indexes stand
+        self._tenants, self._by_issuer, self._by_origin = {}, {}, {}
+        for view in views:
+            self._add(view)
+
+    def _reload(self, tenant_id: TenantId, tenant: Tenant | None, version: int) -> None:
+        """Replace one tenant's entries (drop them when it is gone) and its clients."""
+        old = self._tenants.pop(tenant_id, None)
+        if old is not None:
+            for issuer in old.issuers:
+                if self._by_issuer.get(issuer) is old:
+                    del self._by_issuer[issuer]
+            origin, path = old.url_key
+            routes = self._by_origin[origin]
+            if routes.by_path.get(path) is old:
+                routes.remove(path)
+                if not routes.by_path:
+                    del self._by_origin[origin]
+        self._client_count -= len(self._clients.pop(tenant_id, {}))
+        self._changed_at[tenant_id] = version
+        if tenant is not None:
+            self._add(TenantView.of(tenant))
+
+    def _add(self, view: TenantView) -> None:
+        self._tenants[view.tenant_id] = view
+        for issuer in view.issuers:
+            self._by_issuer[issuer] = view
+        origin, path = view.url_key
+        routes = self._by_origin.get(origin)
+        if routes is None:
+            routes = self._by_origin[origin] = OriginRoutes()
+        old = routes.by_path.get(path)
+        if old is not None:
+            routes.remove(path)
+        routes.add(path, view)
 
     def tenants(self) -> list[TenantView]:
         return list(self._tenants.values())
@@ -106,19 +233,16 @@ class Directory:
         Returns the view and the rest of the path (``/token/revoke``).
         """
         origin = _normalized(f"{scheme}://{host}")
-        if origin is None:
-            return None
-        for prefix, view in self._by_origin.get(origin, ()):
-            if path == prefix or path.startswith(prefix + "/") or not prefix:
-                return view, path[len(prefix) :] or "/"
-        return None
+        routes = None if origin is None else self._by_origin.get(origin)
+        return None if routes is None else routes.match(path)
 
     async def client(self, tenant_id: TenantId, client_id: ClientId) -> Client | None:
-        key = (tenant_id, client_id)
-        if key in self._clients:
-            return self._clients[key]
+        clients = self._clients.get(tenant_id)
+        if clients is not None and client_id in clients:
+            return clients[client_id]
         client = await self._store.get_client(tenant_id, client_id)
-        if len(self._clients) > 100_000:
-            self._clients.clear()
-        self._clients[key] = client
+        if self._client_count > 100_000:
+            self._clients, self._client_count = {}, 0
+        self._clients.setdefault(tenant_id, {})[client_id] = client
+        self._client_count += 1
         return client

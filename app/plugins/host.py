@@ -130,7 +130,7 @@ class PluginHost:
         enabled = tenant.settings.plugins
         if not enabled:
             return NO_PLUGINS
-        version = self.directory.version
+        version = self.directory.tenant_version(tenant.tenant_id)
         cached = self._chains.get(tenant.tenant_id)
         if cached is not None and cached[0] == version and cached[1] is enabled:
             return cached[2]

@@ -92,10 +92,10 @@ def _new_key(keys: KeyRing, tenant: Tenant, now: int) -> _NewKey:
 
 
 async def signing_keys(services: Services, tenant_id: TenantId) -> list[SigningKey]:
-    """The tenant's kept keys, current first: cached for the configuration version the
-    process's ``Directory`` holds."""
+    """The tenant's kept keys, current first: cached for the tenant's configuration
+    version in the process's ``Directory``."""
     cache = _cache(services)
-    version = services.directory.version
+    version = services.directory.tenant_version(tenant_id)
     cached = cache.lists.get(tenant_id)
     if version is not None and cached is not None and cached[0] == version:
         return cached[1]

@@ -53,6 +53,16 @@ class Store(Protocol):
         As cheap as the backend can make it: caches compare it on every request.
         """
 
+    async def config_changes_since(self, version: int) -> tuple[int, frozenset[TenantId]] | None:
+        """The tenants whose configuration changed after ``version`` (a value
+        ``config_version()`` returned), and the version that answer is complete up to
+        (at least ``version``), so a cache can reload just those tenants.
+
+        None when the store cannot say: its log does not reach back that far, or a change
+        concerned no tenant it could name (a lost change stream, a periodic refresh):
+        reload everything.
+        """
+
     # --- tenants ---------------------------------------------------------------------
     async def list_tenants(self) -> list[Tenant]: ...
 

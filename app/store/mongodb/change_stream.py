@@ -36,10 +36,10 @@ def _nothing() -> None:
 
 
 class ChangeStreamFollower:
-    """Follows ``source.watch(pipeline)``, calling ``on_change`` with every change,
-    ``on_open`` each time a stream opens and ``on_lost`` each time one ends or fails to
-    open. ``name`` names the log lines (``<name> change stream …``, on the caller's
-    ``log``) and the task (``mongodb-<name>-watcher``)."""
+    """Follows ``source.watch(pipeline, **watch_options)``, calling ``on_change`` with
+    every change, ``on_open`` each time a stream opens and ``on_lost`` each time one ends
+    or fails to open. ``name`` names the log lines (``<name> change stream …``, on the
+    caller's ``log``) and the task (``mongodb-<name>-watcher``)."""
 
     def __init__(
         self,
@@ -52,6 +52,7 @@ class ChangeStreamFollower:
         resume: bool = False,
         on_open: Callable[[], None] = _nothing,
         on_lost: Callable[[], None] = _nothing,
+        watch_options: Mapping[str, Any] | None = None,
     ) -> None:
         self._name = name
         self._source = source
@@ -61,6 +62,7 @@ class ChangeStreamFollower:
         self._resume = resume
         self._on_open = on_open
         self._on_lost = on_lost
+        self._watch_options = dict(watch_options or {})
         self._resume_token: Mapping[str, Any] | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -106,7 +108,10 @@ class ChangeStreamFollower:
 
     async def _open(self) -> AsyncChangeStream[Document]:
         stream = await self._source.watch(
-            self._pipeline, resume_after=self._resume_token, max_await_time_ms=MAX_AWAIT_MS
+            self._pipeline,
+            resume_after=self._resume_token,
+            max_await_time_ms=MAX_AWAIT_MS,
+            **self._watch_options,
         )
         self._on_open()
         self.connected = True

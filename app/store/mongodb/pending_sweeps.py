@@ -3,11 +3,11 @@
 Every read of a credential must see what a pending sweep covers as revoked, and there
 is almost never one: a query per read would double the reads' round trips for nothing.
 So each instance keeps each tenant's sweeps in memory and reads them again (one indexed
-query, its answer usually empty) when the configuration watcher's version has moved
-since: ``SWEEPS`` is one of the collections it follows, so another instance's sweep is
-known here about when the change stream delivers its insert, and this instance's own at
-once (the store bumps the version after its commit). While the change stream is down,
-every call queries.
+query, its answer usually empty) when the configuration watcher's version for that
+tenant has moved since (another tenant's change leaves it): ``SWEEPS`` is one of the
+collections it follows, so another instance's sweep is known here about when the change
+stream delivers its insert, and this instance's own at once (the store bumps the version
+after its commit). While the change stream is down, every call queries.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class PendingSweeps:
         """The tenant's pending sweeps, oldest first (usually none)."""
         if not self._watcher.connected:
             return await self._read(tenant_id)
-        version = self._watcher.version()
+        version = self._watcher.tenant_version(tenant_id)
         known = self._known.get(tenant_id)
         if known is not None and known[0] == version:
             return known[1]

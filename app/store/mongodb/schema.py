@@ -8,6 +8,7 @@ must be on a single date field. Indexes are named, so a changed definition fails
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import CollectionInvalid, OperationFailure
 
 Document = dict[str, Any]
+
+log = logging.getLogger(__name__)
 
 TENANTS = "tenants"
 ISSUERS = "issuers"
@@ -194,3 +197,15 @@ async def ensure_schema(db: AsyncDatabase[Document]) -> None:
                 if exc.code != NAMESPACE_EXISTS:
                     raise
         await db[name].create_indexes([index.model() for index in indexes])
+    for name in CONFIG_COLLECTIONS:
+        await _keep_pre_images(db, name)
+
+
+async def _keep_pre_images(db: AsyncDatabase[Document], name: str) -> None:
+    """Changes to configuration carry the document as it was (``watcher``): a delete
+    names its tenant. Without the right to change it, every instance's caches reload
+    all tenants on such a change instead of one."""
+    try:
+        await db.command("collMod", name, changeStreamPreAndPostImages={"enabled": True})
+    except OperationFailure as exc:
+        log.warning("pre-images not enabled on %s: %s", name, exc)

@@ -150,10 +150,10 @@ class MongoStore:
     def _coll(self, name: str) -> AsyncCollection[Document]:
         return self._db[name]
 
-    def _config_changed(self) -> None:
+    def _config_changed(self, tenant_id: TenantId) -> None:
         """This instance sees its own configuration writes at once."""
         if self._watcher is not None:
-            self._watcher.bump()
+            self._watcher.bump(tenant_id)
 
     async def _transaction(
         self, callback: Callable[[AsyncClientSession], Awaitable[T]], *, bulk: bool = False
@@ -235,6 +235,11 @@ class MongoStore:
             raise RuntimeError("MongoStore is not open")
         return self._watcher.version()
 
+    async def config_changes_since(self, version: int) -> tuple[int, frozenset[TenantId]] | None:
+        if self._watcher is None:
+            raise RuntimeError("MongoStore is not open")
+        return self._watcher.changes_since(version)
+
     # --- tenants ---------------------------------------------------------------------
     @translate_errors
     async def list_tenants(self) -> list[Tenant]:
@@ -294,7 +299,7 @@ class MongoStore:
             if is_duplicate_key(exc):
                 raise Conflict("issuer already in use") from exc
             raise
-        self._config_changed()
+        self._config_changed(tenant_id)
         return stored
 
     @translate_errors
@@ -336,7 +341,7 @@ class MongoStore:
 
         deleted = await self._transaction(delete)
         if deleted:
-            self._config_changed()
+            self._config_changed(tenant_id)
             await self._delete_tenant_data(tenant_id)
         return deleted
 
@@ -381,7 +386,7 @@ class MongoStore:
             await self._coll(schema.ADMIN_KEYS).insert_one(docs.admin_key_doc(key))
         except DuplicateKeyError as exc:
             raise Conflict("an admin key with this key_id exists") from exc
-        self._config_changed()
+        self._config_changed(key.tenant_id)
 
     @translate_errors
     async def get_admin_key(self, tenant_id: TenantId, key_id: str) -> AdminKey | None:
@@ -401,7 +406,7 @@ class MongoStore:
             {"tenant_id": tenant_id, "key_id": key_id}
         )
         if result.deleted_count:
-            self._config_changed()
+            self._config_changed(tenant_id)
         return result.deleted_count > 0
 
     # --- clients ------------------------------------------------------------------------
@@ -427,7 +432,7 @@ class MongoStore:
             },
             upsert=True,
         )
-        self._config_changed()
+        self._config_changed(client.tenant_id)
 
     @translate_errors
     async def delete_client(self, tenant_id: TenantId, client_id: ClientId) -> bool:
@@ -435,7 +440,7 @@ class MongoStore:
             {"tenant_id": tenant_id, "client_id": client_id}
         )
         if result.deleted_count:
-            self._config_changed()
+            self._config_changed(tenant_id)
         return result.deleted_count > 0
 
     # --- tenant plugins -------------------------------------------------------------------
@@ -444,7 +449,7 @@ class MongoStore:
         stored = await self._plugin_write(
             lambda session: plugins.add_version(self._db, session, plugin)
         )
-        self._config_changed()
+        self._config_changed(plugin.tenant_id)
         return stored
 
     @translate_errors
@@ -478,7 +483,7 @@ class MongoStore:
             lambda session: plugins.set_current(self._db, session, tenant_id, name, version)
         )
         if found:
-            self._config_changed()
+            self._config_changed(tenant_id)
         return found
 
     @translate_errors
@@ -487,7 +492,7 @@ class MongoStore:
             lambda session: plugins.delete(self._db, session, tenant_id, name)
         )
         if deleted:
-            self._config_changed()
+            self._config_changed(tenant_id)
         return deleted
 
     async def _plugin_write(self, write: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
@@ -519,7 +524,7 @@ class MongoStore:
             # A concurrent first use created the tenant's counter (or its key) between
             # our snapshot and our insert: once more, now that it is visible.
             stored = await self._transaction(add)
-        self._config_changed()
+        self._config_changed(key.tenant_id)
         return stored
 
     @translate_errors
@@ -528,7 +533,7 @@ class MongoStore:
             signing_keys.retired_before(tenant_id, before)
         )
         if result.deleted_count:
-            self._config_changed()
+            self._config_changed(tenant_id)
         return result.deleted_count
 
     @translate_errors
@@ -537,7 +542,7 @@ class MongoStore:
             signing_keys.same_seal(key), {"$set": {"sealed_private": sealed_private}}
         )
         if result.modified_count:
-            self._config_changed()
+            self._config_changed(key.tenant_id)
         return result.modified_count > 0
 
     # --- propagation: receivers of Security Event Tokens ----------------------------------
@@ -561,7 +566,7 @@ class MongoStore:
             # A concurrent first write created the tenant's receiver counter (or this
             # receiver) between our snapshot and our insert: once more, now visible.
             stored = await self._transaction(put)
-        self._config_changed()
+        self._config_changed(receiver.tenant_id)
         return stored
 
     @translate_errors
@@ -585,7 +590,7 @@ class MongoStore:
 
         deleted = await self._transaction(delete)
         if deleted:
-            self._config_changed()
+            self._config_changed(tenant_id)
         return deleted
 
     @translate_errors
@@ -786,7 +791,7 @@ class MongoStore:
         sweep_id = await self._transaction(start)  # small: the sweep's chunks are bulk
         if sweep_id is None:
             return NOT_APPLIED
-        self._config_changed()  # this instance's reads see the sweep from now on
+        self._config_changed(tenant_id)  # this instance's reads see the sweep from now on
         return await self._run_sweep(tenant_id, sweep_id)
 
     async def _run_sweep(self, tenant_id: TenantId, sweep_id: int) -> RevocationOutcome:
@@ -798,7 +803,7 @@ class MongoStore:
             chunk=SWEEP_CHUNK,
             clock=lambda: int(time.time()),
         )
-        self._config_changed()
+        self._config_changed(tenant_id)
         return outcome
 
     async def _pending_sweeps(self, tenant_id: TenantId) -> tuple[PendingSweep, ...]:

@@ -1,12 +1,16 @@
-"""A file next to the database whose modification time announces configuration changes.
+"""A stamp next to the database that announces configuration changes.
 
 Every request compares the configuration version with the directory's cache. Asking
 SQLite for it cost a read transaction per request (and, in WAL mode, re-reading pages
-after every revocation's commit); a ``stat`` of this file is a fraction of that. Every
-process writing configuration through a ``SqliteStore`` (the service's workers, the
-admin CLI) sets the file's time after its commit; readers query SQLite when the time
-moved, and at least every ``RECHECK_S`` in case a writer died between its commit and
-the touch.
+after every revocation's commit). Instead every process writing configuration through a
+``SqliteStore`` (the service's workers, the admin CLI) moves a stamp after its commit,
+and readers query SQLite only when the stamp moved, and at least every ``RECHECK_S`` in
+case a writer died between its commit and the stamp.
+
+The stamp is a slot of ``<database>.config-stamps``, mapped shared into every process
+(``SharedStamps``): reading it is a memory read. It used to be a file's modification
+time, a ``stat`` system call on every request; that remains the fallback where the file
+cannot be mapped.
 """
 
 from __future__ import annotations
@@ -17,43 +21,60 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from app.store.sqlite.shared_stamps import SharedStamps
+
 RECHECK_S = 1.0
+SLOT = 0
 
 
 class ConfigStamp:
     def __init__(self, database: Path) -> None:
         self.path = database.with_name(database.name + ".config-stamp")
+        """The fallback: a file whose modification time is the stamp."""
+        self._shared = SharedStamps(database, ".config-stamps")
         self._version: int | None = None
         self._seen: int | None = None
         self._read_at = float("-inf")
 
-    def create(self) -> None:
+    def open(self) -> None:
+        self._shared.open()
         with contextlib.suppress(OSError):
             self.path.open("a").close()
 
+    def close(self) -> None:
+        self._shared.close()
+
     def version(self, read: Callable[[], int]) -> int:
         """The cached version, or ``read()`` when the stamp moved or the cache is old."""
-        mtime = self._mtime()
+        stamp = self._stamp()
         now = time.monotonic()
         if (
             self._version is None
-            or mtime is None
-            or mtime != self._seen
+            or stamp is None
+            or stamp != self._seen
             or now - self._read_at >= RECHECK_S
         ):
-            # Stat first, read second: a change committed in between is read now and
+            # Stamp first, read second: a change committed in between is read now and
             # its stamp seen as new next time, which only costs one more read.
             self._version = read()
-            self._seen, self._read_at = mtime, now
+            self._seen, self._read_at = stamp, now
         return self._version
 
     def touch(self) -> None:
-        """Announce a committed change. The time is set explicitly in nanoseconds:
-        file-system clocks are coarse, and two changes in one tick must still differ."""
+        """Announce a committed change."""
+        self._shared.bump((SLOT,))
+        # Also the file's time, set explicitly in nanoseconds (file-system clocks are
+        # coarse, and two changes in one tick must still differ), for a process that
+        # could not map the stamps. Configuration writes are rare: this costs nothing
+        # on the request path.
         with contextlib.suppress(OSError):  # the periodic re-read covers a failed touch
             stamp = max(time.time_ns(), (self._mtime() or 0) + 1)
-            self.create()
+            self.path.open("a").close()
             os.utime(self.path, ns=(stamp, stamp))
+
+    def _stamp(self) -> int | None:
+        shared = self._shared.read(SLOT)
+        return shared if shared is not None else self._mtime()
 
     def _mtime(self) -> int | None:
         try:

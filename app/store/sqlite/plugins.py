@@ -42,7 +42,7 @@ def add_version(conn: sqlite3.Connection, plugin: PluginVersion) -> PluginVersio
             uploaded_by, uploaded_at, current) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         plugin_row(stored),
     )
-    bump_config(conn)
+    bump_config(conn, plugin.tenant_id)
     return stored
 
 
@@ -62,7 +62,7 @@ def set_current(conn: sqlite3.Connection, tenant_id: TenantId, name: str, versio
             " WHERE tenant_id = ? AND name = ? AND version = ?",
             (tenant_id, name, version),
         )
-        bump_config(conn)
+        bump_config(conn, tenant_id)
     return True
 
 
@@ -72,5 +72,5 @@ def delete(conn: sqlite3.Connection, tenant_id: TenantId, name: str) -> bool:
         "DELETE FROM plugin_versions WHERE tenant_id = ? AND name = ?", (tenant_id, name)
     ).rowcount
     if deleted:
-        bump_config(conn)
+        bump_config(conn, tenant_id)
     return deleted > 0

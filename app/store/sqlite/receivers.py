@@ -148,7 +148,7 @@ def put(
         )
         if resume:
             conn.execute(RESUME, (tid, rid))
-    bump_config(conn)
+    bump_config(conn, tid)
     return stored, old is None
 
 
@@ -160,7 +160,7 @@ def delete(conn: sqlite3.Connection, tenant_id: TenantId, receiver_id: str) -> b
     conn.execute("DELETE FROM receiver_state WHERE tenant_id = ? AND receiver_id = ?", key)
     conn.execute("DELETE FROM delivery_log WHERE tenant_id = ? AND receiver_id = ?", key)
     if deleted:
-        bump_config(conn)
+        bump_config(conn, tenant_id)
     return deleted > 0
 
 

@@ -292,6 +292,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             purged_before INTEGER NOT NULL
         ) WITHOUT ROWID""",
     ),
+    (
+        # Which tenant each config_version step concerned (``config_changes``): caches
+        # reload those tenants only. Versions before this migration have no row, which
+        # readers take for "unknown: reload everything".
+        """CREATE TABLE config_changes (
+            version INTEGER PRIMARY KEY,
+            tenant_id TEXT NOT NULL
+        )""",
+    ),
 )
 
 TENANT_TABLES: tuple[str, ...] = (

@@ -66,7 +66,7 @@ def add(conn: sqlite3.Connection, key: SigningKey, retire_current_at: int | None
         f"INSERT INTO signing_keys ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
         _key_row(key),
     )
-    bump_config(conn)
+    bump_config(conn, key.tenant_id)
     return replace(key, retire_at=None)
 
 
@@ -76,7 +76,7 @@ def drop_retired(conn: sqlite3.Connection, tenant_id: TenantId, before: int) -> 
         (tenant_id, before),
     ).rowcount
     if dropped:
-        bump_config(conn)
+        bump_config(conn, tenant_id)
     return dropped
 
 
@@ -87,5 +87,5 @@ def reseal(conn: sqlite3.Connection, key: SigningKey, sealed_private: bytes) -> 
         (sealed_private, key.tenant_id, key.kid, key.sealed_private),
     ).rowcount
     if changed:
-        bump_config(conn)
+        bump_config(conn, key.tenant_id)
     return changed > 0

@@ -35,6 +35,7 @@ from app.models import (
 )
 from app.store.sqlite import (
     auth_failures,
+    config_changes,
     connection,
     horizon,
     plugins,
@@ -161,7 +162,7 @@ class SqliteStore:
             await writer.stop()
             raise
         self._writer = writer
-        self._config.create()
+        self._config.open()
         self._failure_stamps.open()
         self._event_stamps.open()
 
@@ -172,6 +173,7 @@ class SqliteStore:
             await writer.stop()
         if reader is not None:
             reader.close()
+        self._config.close()
         self._failure_stamps.close()
         self._event_stamps.close()
 
@@ -182,6 +184,9 @@ class SqliteStore:
 
     async def config_version(self) -> int:
         return self._config.version(self._read_config_version)
+
+    async def config_changes_since(self, version: int) -> tuple[int, frozenset[TenantId]] | None:
+        return self._read(lambda conn: config_changes.since(conn, version))
 
     def _read_config_version(self) -> int:
         version: int = self._rows("SELECT version FROM config_version WHERE id = 1", ())[0][0]

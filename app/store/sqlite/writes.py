@@ -12,7 +12,7 @@ from app.errors import Conflict, NotFound
 from app.models import AdminKey, Client, Credential, Grant, RegistrationOutcome, Tenant
 from app.store.base import DELETION_PENDING
 from app.store.late_registration import MarkKey, as_registered, wanted_marks
-from app.store.sqlite import horizon
+from app.store.sqlite import config_changes, horizon
 from app.store.sqlite.rows import client_row, credential_of, credential_row, grant_row, tenant_row
 from app.store.sqlite.schema import CONFIG_TABLES, DATA_TABLES, TENANT_TABLES
 from app.types import ClientId, TenantId, TokenHash
@@ -24,8 +24,9 @@ def one(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> Any:
     return rows[0] if rows else None
 
 
-def bump_config(conn: sqlite3.Connection) -> None:
-    conn.execute("UPDATE config_version SET version = version + 1 WHERE id = 1")
+def bump_config(conn: sqlite3.Connection, tenant_id: TenantId) -> None:
+    """Move ``config_version`` for a change to ``tenant_id``'s configuration."""
+    config_changes.record(conn, tenant_id)
 
 
 # --- tenants ------------------------------------------------------------------------------
@@ -54,7 +55,7 @@ def put_tenant(conn: sqlite3.Connection, tenant: Tenant, issuers: Sequence[str])
             conn.execute("INSERT INTO issuers (issuer, tenant_id) VALUES (?, ?)", (issuer, tid))
         except sqlite3.IntegrityError:
             raise Conflict(f"issuer {issuer} belongs to another tenant") from None
-    bump_config(conn)
+    bump_config(conn, tid)
     return stored
 
 
@@ -88,7 +89,7 @@ def delete_tenant(conn: sqlite3.Connection, tenant_id: TenantId, at: int) -> boo
             "INSERT OR IGNORE INTO deleted_tenants (tenant_id, deleted_at) VALUES (?, ?)",
             (tenant_id, at),
         )
-        bump_config(conn)
+        bump_config(conn, tenant_id)
     return existed
 
 
@@ -122,7 +123,7 @@ def add_admin_key(conn: sqlite3.Connection, key: AdminKey) -> None:
         )
     except sqlite3.IntegrityError:
         raise Conflict("an admin key with this key_id exists") from None
-    bump_config(conn)
+    bump_config(conn, key.tenant_id)
 
 
 def delete_admin_key(conn: sqlite3.Connection, tenant_id: TenantId, key_id: str) -> bool:
@@ -130,7 +131,7 @@ def delete_admin_key(conn: sqlite3.Connection, tenant_id: TenantId, key_id: str)
         "DELETE FROM admin_keys WHERE tenant_id = ? AND key_id = ?", (tenant_id, key_id)
     ).rowcount
     if deleted:
-        bump_config(conn)
+        bump_config(conn, tenant_id)
     return deleted > 0
 
 
@@ -151,7 +152,7 @@ def put_client(conn: sqlite3.Connection, client: Client) -> None:
             updated_at = excluded.updated_at""",
         client_row(client),
     )
-    bump_config(conn)
+    bump_config(conn, client.tenant_id)
 
 
 def delete_client(conn: sqlite3.Connection, tenant_id: TenantId, client_id: ClientId) -> bool:
@@ -159,7 +160,7 @@ def delete_client(conn: sqlite3.Connection, tenant_id: TenantId, client_id: Clie
         "DELETE FROM clients WHERE tenant_id = ? AND client_id = ?", (tenant_id, client_id)
     ).rowcount
     if deleted:
-        bump_config(conn)
+        bump_config(conn, tenant_id)
     return deleted > 0
 
 

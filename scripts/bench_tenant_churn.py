@@ -1,0 +1,219 @@
+"""What one tenant's configuration change costs the other tenants (issue 12), in-process.
+
+Builds a SQLite store (in a temporary directory) holding ``--tenants`` tenants, all
+issuers on one origin (``https://idp.bench/t/<n>``), each with a client, then measures
+the process's ``Directory``:
+
+1. ``refresh()`` after a change to one tenant's client, median of ``--changes`` changes;
+2. a request's tenant and client lookups (``refresh``, ``by_url``, ``client``) spread over
+   ``--active`` tenants for ``--seconds`` while one tenant changes every second: lookups
+   per second and the worst lookup (a refresh that reloads every tenant stalls the
+   event loop, so every request waiting meanwhile);
+3. ``by_url`` alone with 1 and with ``--tenants`` tenants, per call.
+
+``--baseline FILE`` runs the same with the ``Directory`` of another ``app/directory.py``
+(e.g. ``git show <commit>:app/directory.py > /tmp/old_directory.py``) for the A/B in one
+run. ``--lookups N`` only resolves ``N`` URLs, for callgrind (the difference between
+``N`` and 0, as in ``count_instructions.py``).
+
+    python scripts/bench_tenant_churn.py --tenants 10000 --baseline /tmp/old_directory.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from app.directory import Directory
+from app.models import Client, ClientType, Tenant
+from app.store.sqlite.store import SqliteStore
+from app.types import ClientId, TenantId
+
+ORIGIN = "https://idp.bench"
+BATCH = 500
+
+
+def tenant(n: int, updated_at: int = 0) -> Tenant:
+    issuer = f"{ORIGIN}/t/{n}"
+    return Tenant(TenantId(f"t{n}"), {"issuer": issuer}, os.urandom(16), 0, updated_at)
+
+
+def client(n: int, updated_at: int = 0) -> Client:
+    return Client(
+        TenantId(f"t{n}"),
+        ClientId("app"),
+        ClientType.CONFIDENTIAL,
+        "client_secret_basic",
+        secret_hash=b"\x01" * 32,
+        updated_at=updated_at,
+    )
+
+
+async def populate(store: SqliteStore, count: int) -> None:
+    """``count`` tenants with a client each, written in concurrent batches (one commit
+    per batch, the writer's group commit)."""
+    for start in range(0, count, BATCH):
+        ns = range(start, min(start + BATCH, count))
+        await asyncio.gather(
+            *(store.put_tenant(tenant(n), [tenant(n).settings["issuer"]]) for n in ns)
+        )
+        await asyncio.gather(*(store.put_client(client(n)) for n in ns))
+
+
+class FullReloads(Directory):
+    """This ``Directory`` as if the store could never name the changed tenants: what the
+    reloads alone cost, apart from routing."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        super().__init__(_Unnamed(store))
+
+
+class _Unnamed:
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def config_changes_since(self, version: int) -> None:
+        return None
+
+
+def load_baseline(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location("baseline_directory", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+async def refresh_after_change(directory: Any, store: SqliteStore, changes: int) -> float:
+    """Median seconds of ``refresh()`` after one tenant's client changed."""
+    times = []
+    for i in range(changes):
+        await store.put_client(client(i % 7, updated_at=i + 1))
+        started = time.perf_counter()
+        await directory.refresh()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+async def lookups_under_churn(
+    directory: Any, store: SqliteStore, active: int, seconds: float
+) -> tuple[float, float, float]:
+    """Lookups per second, their p99 and the worst one, in seconds, while one tenant
+    changes every second (a task of its own, as an admin request on the same loop)."""
+
+    async def churn() -> None:
+        n = 0
+        while True:
+            await asyncio.sleep(1.0)
+            n += 1
+            await store.put_client(client(active + 1, updated_at=n))
+
+    changer = asyncio.create_task(churn())
+    latencies: list[float] = []
+    n = 0
+    end = time.perf_counter() + seconds
+    try:
+        while (started := time.perf_counter()) < end:
+            t = n % active
+            await directory.refresh()
+            view, _ = directory.by_url("https", "idp.bench", f"/t/{t}/token/revoke")
+            assert await directory.client(view.tenant_id, "app") is not None
+            latencies.append(time.perf_counter() - started)
+            n += 1
+            if n % 64 == 0:
+                await asyncio.sleep(0)  # let the changer in, as other requests would
+    finally:
+        changer.cancel()
+    latencies.sort()
+    return len(latencies) / seconds, latencies[int(len(latencies) * 0.99)], latencies[-1]
+
+
+async def by_url_cost(directory_class: Any, store: SqliteStore, calls: int) -> float:
+    directory = directory_class(store)
+    await directory.refresh()
+    path = "/t/5/token/revoke"
+    directory.by_url("https", "idp.bench", path)
+    started = time.perf_counter()
+    for _ in range(calls):
+        directory.by_url("https", "idp.bench", path)
+    return (time.perf_counter() - started) / calls
+
+
+async def measure(
+    name: str, directory_class: Any, stores: dict[int, SqliteStore], args: argparse.Namespace
+) -> None:
+    big = stores[args.tenants]
+    directory = directory_class(big)
+    await directory.refresh()
+    refresh_s = await refresh_after_change(directory, big, args.changes)
+    rate, p99, worst = await lookups_under_churn(directory, big, args.active, args.seconds)
+    one = await by_url_cost(directory_class, stores[1], 20_000)
+    many = await by_url_cost(directory_class, big, 2_000)
+    print(
+        f"{name:>18}  refresh after a change: {refresh_s * 1e3:8.2f} ms   "
+        f"lookups under churn: {rate:9,.0f}/s  p99 {p99 * 1e6:7.1f} µs  "
+        f"max {worst * 1e3:7.2f} ms   "
+        f"by_url: {one * 1e6:5.2f} µs (1 tenant) {many * 1e6:8.2f} µs ({args.tenants:,} tenants)"
+    )
+
+
+async def only_lookups(count: int, tenants: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="churn-") as tmp:
+        store = SqliteStore(Path(tmp) / "store.sqlite3")
+        await store.open()
+        try:
+            await populate(store, tenants)
+            directory = Directory(store)
+            await directory.refresh()
+            directory.by_url("https", "idp.bench", "/t/0/token/revoke")
+            for _ in range(count):
+                directory.by_url("https", "idp.bench", "/t/0/token/revoke")
+        finally:
+            await store.close()
+
+
+async def main(args: argparse.Namespace) -> None:
+    if args.lookups is not None:
+        await only_lookups(args.lookups, args.tenants)
+        return
+    with tempfile.TemporaryDirectory(prefix="churn-") as tmp:
+        stores = {n: SqliteStore(Path(tmp) / f"store-{n}.sqlite3") for n in (1, args.tenants)}
+        try:
+            for n, store in stores.items():
+                await store.open()
+                await populate(store, n)
+            load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+            print(f"{args.tenants:,} tenants on one origin, load {load}")
+            if args.baseline is not None:
+                await measure("baseline", load_baseline(args.baseline).Directory, stores, args)
+            await measure("this", Directory, stores, args)
+            await measure("this, full reloads", FullReloads, stores, args)
+        finally:
+            for store in stores.values():
+                await store.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tenants", type=int, default=10_000)
+    parser.add_argument("--changes", type=int, default=20, help="changes timed [20]")
+    parser.add_argument("--active", type=int, default=1_000, help="tenants sending requests [1000]")
+    parser.add_argument("--seconds", type=float, default=5.0, help="of lookups under churn [5]")
+    parser.add_argument("--baseline", type=Path, help="another app/directory.py, for the A/B")
+    parser.add_argument("--lookups", type=int, help="only resolve this many URLs (callgrind)")
+    asyncio.run(main(parser.parse_args()))
