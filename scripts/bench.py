@@ -441,9 +441,14 @@ def issuer_of(tenant_id: str) -> str:
     return f"http://{tenant_id}.bench.invalid"
 
 
-def setup_tenant(admin: Admin, tenant_id: str, cascade: str, jose: Jose | None = None) -> str:
+def setup_tenant(
+    admin: Admin, tenant_id: str, cascade: str, jose: Jose | None = None, issuer: str | None = None
+) -> str:
     jose = jose or Jose()
-    settings: dict[str, Any] = {"issuer": issuer_of(tenant_id), "revocation": {"cascade": cascade}}
+    settings: dict[str, Any] = {
+        "issuer": issuer or issuer_of(tenant_id),
+        "revocation": {"cascade": cascade},
+    }
     if jose.tenant_key is not None:
         jwks = public_jwks(jose.tenant_key, "ES256", "bench-tenant")
         settings["jwt_access_tokens"] = {"jwks": jwks}
@@ -527,13 +532,14 @@ def enable_plugins(admin: Admin, tenant_id: str, phase: Phase) -> None:
         admin.expect("PATCH", f"/admin/v1/tenants/{tenant_id}", body)
 
 
-def register(admin: Admin, tenant_id: str, population: Population) -> float:
-    """Register every token (timed tokens, then warm-up tokens); the seconds it took."""
+def register(admin: Admin, tenant_id: str, population: Population, start: int = 0) -> float:
+    """Register every token from ``start`` on (timed tokens, then warm-up tokens); the
+    seconds it took."""
     started = time.monotonic()
-    batches = math.ceil(population.total / BATCH)
+    batches = math.ceil((population.total - start) / BATCH)
     now = int(time.time())
     for b in range(batches):
-        first, last = b * BATCH, min((b + 1) * BATCH, population.total)
+        first, last = start + b * BATCH, min(start + (b + 1) * BATCH, population.total)
         body = [population.credential(i, now) for i in range(first, last)]
         data = admin.expect(
             "POST", f"/admin/v1/tenants/{tenant_id}/credentials", body, ok=(200, 201)
@@ -541,7 +547,7 @@ def register(admin: Admin, tenant_id: str, population: Population) -> float:
         if data.get("registered") != last - first:
             raise BenchError(f"registration batch {b}: {data}")
         if batches > 10 and (b + 1) % 10 == 0:
-            rate = last / (time.monotonic() - started)
+            rate = (last - start) / (time.monotonic() - started)
             print(f"  registered {last:,} / {population.total:,} ({rate:,.0f}/s)", flush=True)
     return time.monotonic() - started
 
@@ -906,16 +912,27 @@ def loud(message: str) -> None:
 # --- the run -------------------------------------------------------------------------------
 
 
-def request_head(tenant_id: str, secret: str | None, host: str, port: int) -> bytes:
-    """The request's head; ``secret`` None: the client authenticates with an assertion."""
+def request_head(
+    tenant_id: str,
+    secret: str | None,
+    host: str,
+    port: int,
+    *,
+    path: str = "/token/revoke",
+    tenant_header: str | None = "Tenant-ID",
+) -> bytes:
+    """The request's head; ``secret`` None: the client authenticates with an assertion.
+    ``tenant_header`` names the header whose value is ``tenant_id`` (``Issuer``: an issuer
+    URL); None: no such header, the path names the tenant or there is none."""
     authorization = ""
     if secret is not None:
         raw = f"{quote(CLIENT_ID, safe='')}:{quote(secret, safe='')}".encode()
         authorization = f"Authorization: Basic {base64.b64encode(raw).decode()}\r\n"
+    tenant = f"{tenant_header}: {tenant_id}\r\n" if tenant_header else ""
     return (
-        f"POST /token/revoke HTTP/1.1\r\n"
+        f"POST {path} HTTP/1.1\r\n"
         f"Host: {host}:{port}\r\n"
-        f"Tenant-ID: {tenant_id}\r\n"
+        f"{tenant}"
         f"{authorization}"
         f"Content-Type: application/x-www-form-urlencoded\r\n"
     ).encode()
@@ -1058,6 +1075,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="run scripts/bench_propagation.py instead (push and long-poll latency, the "
         "throughput push delivery costs); the other options are its own: see its --help",
     )
+    p.add_argument(
+        "--peer",
+        action="store_true",
+        help="run scripts/bench_peer.py instead (ours beside node-oidc-provider and the bare "
+        "endpoint, the tenant-count and token-count sweeps); the other options are its own",
+    )
     args = p.parse_args(argv)
     if args.tokens < args.requests:
         p.error("--tokens must be at least --requests: every request revokes its own token")
@@ -1084,6 +1107,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         import bench_propagation
 
         return bench_propagation.main([a for a in argv if a != "--propagation"])
+    if "--peer" in argv:
+        # Issue 12's comparison with node-oidc-provider, and the sweeps: a script of its own.
+        import bench_peer
+
+        return bench_peer.main([a for a in argv if a != "--peer"])
     return supervised(run, parse_args(argv), "revocation-bench-")
 
 

@@ -3,7 +3,8 @@
 A Starlette app whose ``POST /token/revoke`` reads the body, parses it as the service
 does (UTF-8, ``urllib.parse.parse_qsl``; ``request.form()`` would need python-multipart,
 which is not installed) and answers 200 with the same ``Cache-Control``/``Pragma``
-headers and an empty body. No middleware, no authentication, no store: what is left is
+headers and an empty body (``POST /token/introspect``, for ``bench.py --peer``: the same,
+answering ``{"active":true}``). No middleware, no authentication, no store: what is left is
 the cost of uvicorn + Starlette + reading the form, the floor for any endpoint.
 
 Run under the service's uvicorn settings (``app/serve.py``): uvloop, httptools, access
@@ -26,9 +27,19 @@ from starlette.routing import Route
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 MAX_FIELDS = 64
+ACTIVE = b'{"active":true}'
 
 
 async def revoke(request: Request) -> Response:
+    return await answer(request, Response(status_code=200, headers=NO_STORE))
+
+
+async def introspect(request: Request) -> Response:
+    """The same form, answered with the smallest RFC 7662 body (``bench.py --peer``)."""
+    return await answer(request, Response(ACTIVE, headers=NO_STORE, media_type="application/json"))
+
+
+async def answer(request: Request, ok: Response) -> Response:
     body = await request.body()
     try:
         form = dict(
@@ -43,7 +54,7 @@ async def revoke(request: Request) -> Response:
         return Response(status_code=400, headers=NO_STORE)
     if not form.get("token"):
         return Response(status_code=400, headers=NO_STORE)
-    return Response(status_code=200, headers=NO_STORE)
+    return ok
 
 
 async def healthz(request: Request) -> Response:
@@ -53,6 +64,7 @@ async def healthz(request: Request) -> Response:
 app = Starlette(
     routes=[
         Route("/token/revoke", revoke, methods=["POST"]),
+        Route("/token/introspect", introspect, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
     ]
 )
