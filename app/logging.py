@@ -10,12 +10,15 @@ merged from context variables.
 
 from __future__ import annotations
 
+import json as json_module
 import logging
 import sys
 import threading
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
+import orjson
 import structlog
 
 REDACTED_KEYS = frozenset(
@@ -51,6 +54,67 @@ class LineLogger:
     debug = info = warning = warn = error = critical = exception = fatal = log = msg
 
 
+class RequestLineWriter:
+    """The canonical request line, rendered once from its flat dict by orjson and written
+    whole. Through structlog's processor chain the line cost about 60 µs of a revocation's
+    400 (``docs/PERFORMANCE.md``); the fields are the same: ``logger``, ``level``,
+    ``timestamp``, redaction of secret-named keys.
+
+    Used only while the configuration ``configure_logging`` installed is in place: a test
+    that captures or reconfigures structlog gets the line through structlog again."""
+
+    def __init__(self, output: TextIO, renderer: object, wrapper_class: object) -> None:
+        self._output = output
+        self._renderer = renderer
+        self._wrapper_class = wrapper_class
+        self._flush = not getattr(output, "line_buffering", False)
+
+    def current(self) -> bool:
+        """Whether structlog still runs the configuration this writer belongs to."""
+        config = structlog.get_config()
+        processors = config["processors"]
+        return (
+            config["wrapper_class"] is self._wrapper_class
+            and bool(processors)
+            and processors[-1] is self._renderer
+        )
+
+    def write(self, event: str, logger: str, fields: dict[str, Any]) -> None:
+        line: dict[str, Any] = {"event": event, **fields}
+        for name in REDACTED_KEYS.intersection(line):
+            line[name] = "[redacted]"
+        line["logger"] = logger
+        line["level"] = "info"
+        line["timestamp"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        rendered = _orjson_text(line, default=repr)
+        with LineLogger._lock:
+            self._output.write(rendered + "\n")
+            if self._flush:
+                self._output.flush()
+
+
+def _orjson_text(obj: Any, default: Callable[[Any], Any] | None = None, **_: Any) -> str:
+    """structlog's JSON serializer: orjson, compact, as the request line is rendered."""
+    try:
+        return orjson.dumps(obj, default=default).decode()
+    except TypeError:  # an integer beyond 64 bits, a non-string key
+        return json_module.dumps(obj, default=default)
+
+
+_request_lines: RequestLineWriter | None = None
+"""Set by ``configure_logging`` for JSON lines at level ``info`` or below."""
+
+
+def log_request_line(logger: str, event: str, fields: dict[str, Any]) -> None:
+    """An ``info`` line of the structlog logger named ``logger``: written by the
+    ``RequestLineWriter`` when it applies."""
+    writer = _request_lines
+    if writer is not None and writer.current():
+        writer.write(event, logger, fields)
+    else:
+        structlog.get_logger(logger).info(event, **fields)
+
+
 def _logger_name(logger: Any, _: str, event_dict: MutableMapping[str, Any]) -> Mapping[str, Any]:
     event_dict.setdefault("logger", getattr(logger, "name", None))
     return event_dict
@@ -59,6 +123,7 @@ def _logger_name(logger: Any, _: str, event_dict: MutableMapping[str, Any]) -> M
 def configure_logging(
     *, json: bool | None = None, level: str = "info", stream: TextIO | None = None
 ) -> None:
+    global _request_lines
     if json is None:
         json = not sys.stderr.isatty()
     output = stream or sys.stderr
@@ -69,7 +134,7 @@ def configure_logging(
         _redact,
     ]
     renderer: Any = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(serializer=_orjson_text)
         if json
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
@@ -77,12 +142,17 @@ def configure_logging(
     # itself may print every frame's local variables (rich, better_exceptions), tokens
     # and secrets among them.
     tracebacks: list[Any] = [structlog.processors.format_exc_info]
+    wrapper_class = structlog.make_filtering_bound_logger(LEVELS[level.lower()])
     structlog.configure(
         processors=[_logger_name, *shared, *tracebacks, renderer],
         logger_factory=lambda *args: LineLogger(str(args[0]) if args else "app", output),
-        wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level.lower()]),
+        wrapper_class=wrapper_class,
         # Not cached: module-level loggers must follow a later reconfiguration.
         cache_logger_on_first_use=False,
+    )
+    at_info = LEVELS[level.lower()] <= LEVELS["info"]
+    _request_lines = (
+        RequestLineWriter(output, renderer, wrapper_class) if json and at_info else None
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],

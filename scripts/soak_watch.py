@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -25,6 +26,8 @@ from bench import Child, percentile, session_cpu_seconds, session_stats
 from soak_mix import Interval, Traffic
 
 DATABASE_FILE = "revocation.sqlite3"
+LEVEL_ALARM = re.compile(rb'"level": ?"(?:error|critical)"')
+"""An error line, compact (orjson, the service) or spaced (``json.dumps``)."""
 
 
 # --- the processes watched --------------------------------------------------------------
@@ -96,7 +99,7 @@ class ServiceLog:
         end = data.rfind(b"\n") + 1  # a line being written waits for the next look
         self.offset += end
         for line in data[:end].splitlines():
-            if b'"level": "error"' in line or b'"level": "critical"' in line:
+            if LEVEL_ALARM.search(line):
                 try:
                     found[str(json.loads(line).get("event"))] += 1
                 except ValueError:

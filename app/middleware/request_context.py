@@ -6,7 +6,6 @@ Endpoints add fields to the canonical line through ``scope["revocation.log"]``.
 from __future__ import annotations
 
 import re
-import secrets
 import time
 from typing import Any
 
@@ -15,6 +14,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import metrics
 from app.errors import ServiceError
+from app.logging import log_request_line
+from app.middleware.tenancy import TENANT_KEY
+from app.request_ids import request_ids
 from app.responses import error_response
 
 log = structlog.get_logger("revocation.request")
@@ -37,7 +39,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _incoming_request_id(scope) or secrets.token_hex(8)
+        request_id = _incoming_request_id(scope) or request_ids.next()
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         fields = log_fields(scope)
@@ -69,14 +71,18 @@ class RequestContextMiddleware:
             await error_response(ServiceError())(scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - started
-            log.info(
-                "request",
-                method=scope["method"],
-                path=scope.get("revocation.route_path", scope.get("path")),
-                status=status,
-                duration_ms=round(elapsed * 1000, 3),
+            line = {
+                "method": scope["method"],
+                "path": scope.get("revocation.route_path", scope.get("path")),
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 3),
                 **fields,
-            )
+            }
+            line.setdefault("request_id", request_id)
+            tenant = scope.get(TENANT_KEY)
+            if tenant is not None:
+                line.setdefault("tenant_id", tenant.tenant_id)
+            log_request_line("revocation.request", "request", line)
             if self.count:
                 metrics.observe(scope, fields, status, elapsed)
 
