@@ -18,12 +18,13 @@ from app.config import ServiceConfig
 from app.errors import ServiceError
 from app.housekeeping import run_housekeeping
 from app.middleware.cors import CorsMiddleware
+from app.middleware.direct_routes import DirectRoutesMiddleware
 from app.middleware.header_limits import HeaderLimits, HeaderLimitsMiddleware
 from app.middleware.request_context import RequestContextMiddleware
 from app.middleware.tenancy import TenancyMiddleware
 from app.propagation.delivery import Deliverer
 from app.responses import NO_STORE, error_response
-from app.routes import routes
+from app.routes import DIRECT_ROUTES, routes
 from app.services import Services
 
 HTTP_ERRORS = {404: "not_found", 405: "method_not_allowed"}
@@ -82,6 +83,7 @@ def middleware(config: ServiceConfig) -> list[Middleware]:
         Middleware(HeaderLimitsMiddleware, limits=HeaderLimits.of(config)),
         Middleware(TenancyMiddleware, forwarded_allow_ips=config.forwarded_allow_ips),
         Middleware(CorsMiddleware),
+        Middleware(DirectRoutesMiddleware, routes=DIRECT_ROUTES),
     ]
 
 

@@ -26,11 +26,14 @@ from app.propagation.jwks import jwks_endpoint
 from app.propagation.rfc8936 import set_poll_endpoint
 from app.propagation.status_list import status_list_aggregation_endpoint, status_list_endpoint
 
+DIRECT_ROUTES = {"/token/revoke": revocation_endpoint, "/token/introspect": introspection_endpoint}
+"""``POST`` endpoints that ``DirectRoutesMiddleware`` answers before the router (the
+router still lists them, for the OpenAPI document and any request that reaches it)."""
+
 
 def routes() -> list[BaseRoute]:
     return [
-        Route("/token/revoke", revocation_endpoint, methods=["POST"]),
-        Route("/token/introspect", introspection_endpoint, methods=["POST"]),
+        *(Route(path, endpoint, methods=["POST"]) for path, endpoint in DIRECT_ROUTES.items()),
         Route("/revocation/events", events_endpoint, methods=["GET", "POST"]),
         Route("/global-token-revocation", global_revocation_endpoint, methods=["POST"]),
         Route("/revocation/set-poll/{receiver_id}", set_poll_endpoint, methods=["POST"]),
