@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from app.errors import NotFound
 from app.models import Credential, JwtCredential, TokenType
@@ -26,7 +26,7 @@ from app.oauth.steps import (
     require_scope,
     require_token,
 )
-from app.responses import NO_STORE
+from app.responses import NO_STORE, FastJSONResponse
 
 INTROSPECT = "introspect"
 TOKEN_TYPES = {
@@ -77,7 +77,7 @@ async def respond(x: Exchange) -> None:
         }
         body = {k: v for k, v in body.items() if v is not None}
     x.log(active=body["active"])
-    x.response = JSONResponse(body, headers=NO_STORE)
+    x.response = FastJSONResponse(body, headers=NO_STORE)
 
 
 STEPS: tuple[Step, ...] = (
