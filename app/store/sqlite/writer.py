@@ -25,11 +25,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -38,6 +36,7 @@ import structlog
 from app import metrics
 from app.errors import StoreUnavailable
 from app.store.sqlite.errors import closed, is_busy, translate
+from app.store.sqlite.writer_thread import WriterThread
 
 T = TypeVar("T")
 
@@ -162,7 +161,7 @@ class Writer:
         self._name = name
         self.lock_timeout_s = lock_timeout_s
         self._conn: sqlite3.Connection | None = None
-        self._pool: ThreadPoolExecutor | None = None
+        self._thread: WriterThread | None = None
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: deque[_Job] = deque()
@@ -178,12 +177,12 @@ class Writer:
     async def start(self) -> None:
         """Open (and migrate) the database on the writer's thread, or raise."""
         self._loop = asyncio.get_running_loop()
-        self._pool = ThreadPoolExecutor(1, initializer=self._name_thread)
+        self._thread = WriterThread(self._name, self._loop)
         try:
             self._conn = await self._in_thread(self._connect)
         except BaseException as exc:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+            self._thread.stop()
+            self._thread = None
             error = translate(exc)
             if error is exc:
                 raise
@@ -226,15 +225,12 @@ class Writer:
 
     # --- the serving task ---------------------------------------------------------------
 
-    def _name_thread(self) -> None:
-        threading.current_thread().name = self._name
-
     async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
-        assert self._loop is not None and self._pool is not None
-        return await self._loop.run_in_executor(self._pool, fn, *args)
+        assert self._loop is not None and self._thread is not None
+        return await self._thread.call(fn, *args)
 
     async def _serve(self) -> None:
-        assert self._conn is not None and self._pool is not None
+        assert self._conn is not None and self._thread is not None
         conn = self._conn
         try:
             while self._pending or not self._stopping:
@@ -263,7 +259,7 @@ class Writer:
                 _settle([(self._pending.popleft(), None, closed())])
             with contextlib.suppress(Exception):
                 await self._in_thread(conn.close)
-            self._pool.shutdown(wait=True)  # the thread is idle: this only joins it
+            self._thread.stop()  # the thread is idle: this only joins it
 
     def _take(self) -> list[_Job]:
         """A heavy job alone, or the light jobs at the head of the queue."""
