@@ -117,6 +117,8 @@ class HeaderLimitedProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self.reading_head = False
         super().on_headers_complete()
+        if self.cycle is not None:
+            self.cycle.transport = OneWriteResponses(self.transport, self.loop)  # type: ignore[assignment]
 
     def shutdown(self) -> None:
         """Graceful shutdown waits for every request in progress: an event stream or a
@@ -148,3 +150,45 @@ class HeaderLimitedProtocol(HttpToolsProtocol):
     def _stop(self, description: str) -> None:
         self.refusal = description
         raise _HeadRefused(description)
+
+
+class OneWriteResponses:
+    """The transport as a response's cycle sees it: the head is held until the body's first
+    write and leaves with it, one system call and one TCP segment where uvicorn made two
+    (a JSON answer: introspection, every error). What does not follow in the same turn of
+    the event loop (a ``HEAD`` answer, a stream's first event) gets its head at the end
+    of that turn. Everything else is the transport's own."""
+
+    __slots__ = ("_head", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._head: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        head = self._head
+        if head is not None:
+            self._head = None
+            self._transport.write(head + data)
+        elif data.startswith(b"HTTP/1.1 ") and not data.startswith(b"HTTP/1.1 100 "):
+            self._head = data
+            self._loop.call_soon(self._release)
+        else:
+            self._transport.write(data)
+
+    def close(self) -> None:
+        self._release()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def _release(self) -> None:
+        head = self._head
+        if head is not None:
+            self._head = None
+            self._transport.write(head)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
