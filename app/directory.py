@@ -13,6 +13,7 @@ as the deepest issuer path on that origin has segments (``OriginRoutes``).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -113,6 +114,7 @@ class Directory:
         self._version: int | None = None
         self._stale = False
         """Set by ``invalidate``."""
+        self._catching_up: asyncio.Future[None] | None = None
         self._tenants: dict[TenantId, TenantView] = {}
         self._by_issuer: dict[str, TenantView] = {}
         self._by_origin: dict[str, OriginRoutes] = {}
@@ -125,15 +127,38 @@ class Directory:
 
     async def refresh(self) -> None:
         """Bring the cache up to the store's configuration version: the tenants changed
-        since, or all of them when the store cannot name them."""
-        version = await self._store.config_version()
-        if version == self._version and not self._stale:
-            return
+        since, or all of them when the store cannot name them.
+
+        One catch-up at a time: requests arriving while one runs wait for it (a full
+        reload of 10,000 tenants takes long on a slow store, and sixteen of them at once
+        only made each slower), then look again, in case the version moved meanwhile."""
+        while True:
+            version = await self._store.config_version()
+            if version == self._version and not self._stale:
+                return
+            task = self._catching_up
+            if task is None:
+                task = self._catching_up = asyncio.ensure_future(self._catch_up(version))
+                task.add_done_callback(self._caught_up)
+            await asyncio.shield(task)
+
+    def _caught_up(self, task: asyncio.Future[None]) -> None:
+        self._catching_up = None
+        if not task.cancelled():
+            task.exception()  # retrieved: every waiter has raised it already
+
+    async def _catch_up(self, version: int) -> None:
+        # Cleared first: an ``invalidate()`` while this runs makes the next look catch up.
+        self._stale = False
         changes = None
         if self._version is not None and version != self._version:
             changes = await self._store.config_changes_since(self._version)
         if changes is None:
-            self._load(await self._store.list_tenants())
+            try:
+                self._load(await self._store.list_tenants())
+            except BaseException:
+                self._stale = True
+                raise
             self._version = self._loaded_at = version
             self._changed_at = {}
         else:
@@ -143,7 +168,6 @@ class Directory:
             for tenant_id in changed:
                 self._reload(tenant_id, await self._store.get_tenant(tenant_id), logged)
             self._version = logged
-        self._stale = False
 
     @property
     def version(self) -> int | None:

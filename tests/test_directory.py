@@ -3,6 +3,7 @@ tenants that changed only (``Store.config_changes_since``), on both stores."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from app.directory import Directory
+from app.errors import StoreUnavailable
 from app.models import Tenant
 from app.store.base import Store
 from app.types import TenantId
@@ -268,3 +270,40 @@ async def test_invalidate_without_a_version_step_reloads_everything(
     assert listings.calls == 1
     await directory.refresh()
     assert listings.calls == 1
+
+
+async def test_requests_arriving_during_a_reload_wait_for_that_one_reload(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full reload of many tenants takes long on a slow store: sixteen requests must not
+    start sixteen of them, and a failed one fails its waiters and is tried again."""
+    await put(store, hosted("acme"))
+    directory = Directory(store)
+    released, listing = asyncio.Event(), asyncio.Event()
+    calls = 0
+    original = store.list_tenants
+
+    async def slow() -> list[Tenant]:
+        nonlocal calls
+        calls += 1
+        listing.set()
+        await released.wait()
+        if calls == 1:
+            raise StoreUnavailable("the listing timed out")
+        return await original()
+
+    monkeypatch.setattr(store, "list_tenants", slow)
+    waiting = [asyncio.ensure_future(directory.refresh()) for _ in range(16)]
+    await listing.wait()
+    for _ in range(5):  # every waiter has had turns to start a listing of its own
+        await asyncio.sleep(0)
+    released.set()
+    outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+    assert calls == 1
+    assert all(isinstance(o, StoreUnavailable) for o in outcomes)
+    assert directory.tenant(TenantId("acme")) is None
+
+    waiting = [asyncio.ensure_future(directory.refresh()) for _ in range(16)]
+    assert await asyncio.gather(*waiting) == [None] * 16
+    assert calls == 2
+    assert directory.tenant(TenantId("acme")) is not None

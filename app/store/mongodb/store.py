@@ -243,8 +243,11 @@ class MongoStore:
     # --- tenants ---------------------------------------------------------------------
     @translate_errors
     async def list_tenants(self) -> list[Tenant]:
-        cursor = self._coll(schema.TENANTS).find({}, {"_id": False}).sort("tenant_id", 1)
-        return [docs.tenant_of(doc) async for doc in cursor]
+        # Bulk work: every tenant, 10,000 of them in one cursor whose lifetime the
+        # per-operation deadline would bound, failing every request's reload for good.
+        async with deadlines.bulk(self._db):
+            cursor = self._coll(schema.TENANTS).find({}, {"_id": False}).sort("tenant_id", 1)
+            return [docs.tenant_of(doc) async for doc in cursor]
 
     @translate_errors
     async def get_tenant(self, tenant_id: TenantId) -> Tenant | None:
