@@ -8,7 +8,9 @@ different live token:
 1. **Revocation**: ours (``POST /token/revoke``, ``client_secret_basic``, opaque
    registered tokens), node-oidc-provider (``bench_peer_node.py``: its RFC 7009
    ``/token/revocation``, opaque ``client_credentials`` access tokens minted at its
-   start-up, its in-memory adapter) and the bare Starlette endpoint (form parsed).
+   start-up, its in-memory adapter; ``--peer-store sqlite``: a durable SQLite store of
+   ours, ``peer/sqlite_adapter.mjs``, WAL and ``synchronous=FULL``) and the bare
+   Starlette endpoint (form parsed).
 2. **Introspection**: the same three, ``/token/introspect`` and ``/token/introspection``,
    each answering ``active: true``.
 3. **Tenant-count sweep**: our revocation throughput with ``--sweep-tenants`` tenants on
@@ -26,6 +28,7 @@ the others. The Markdown tables printed at the end go into ``docs/PERFORMANCE.md
 
     .venv/bin/python scripts/bench.py --peer --json peer.json
     .venv/bin/python scripts/bench.py --peer --sweep-tokens 10000,100000 --pin
+    .venv/bin/python scripts/bench.py --peer --peer-store sqlite --skip tenants --skip tokens
 """
 
 from __future__ import annotations
@@ -79,7 +82,7 @@ BENCH_TENANT = "tbench"
 MAX_SWEEP_TENANTS = 99_999
 SAMPLE = 20
 """Tokens introspected after a phase to check what it did."""
-PEER_TITLE = "oidc-provider"
+PEER_TITLE = node.PACKAGE
 ENDPOINTS = {
     "revocation": ("/token/revoke", node.REVOCATION_PATH),
     "introspection": ("/token/introspect", node.INTROSPECTION_PATH),
@@ -148,6 +151,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--store", choices=("sqlite", "mongodb"), default="sqlite")
+    p.add_argument(
+        "--peer-store",
+        choices=tuple(node.STORES),
+        default="memory",
+        help="the peer's store: its in-memory adapter, or SQLite (WAL, synchronous=FULL, "
+        "better-sqlite3, built on first use) to compare with our durable store like for like",
+    )
     p.add_argument("--requests", type=int, default=10_000, help="timed requests of each target")
     p.add_argument("--warmup", type=int, default=500, help="warm-up requests before each phase")
     p.add_argument("--concurrency", type=int, default=16, help="connections")
@@ -411,11 +421,18 @@ def run(args: argparse.Namespace, tmp: Path, children: list[Child]) -> int:
     if "peer" not in skip:
         peer_modules, fresh = node.install(args.peer_dir)
         version = node.installed_version(peer_modules)
-        peer_title = f"{PEER_TITLE} {version}"
+        peer_title = node.title(version, args.peer_store)
         print(
             f"peer: {peer_title} in {peer_modules} ({'installed now' if fresh else 'cached'}), "
             f"node {node.node_version()}, NODE_ENV=production, one process"
         )
+        if args.peer_store == "sqlite":
+            driver = (
+                f"{node.SQLITE_PACKAGE} {node.installed_version(peer_modules, node.SQLITE_PACKAGE)}"
+            )
+            print(f"  {driver}: building its native module unless built ...", flush=True)
+            built = node.build_sqlite(peer_modules)
+            print(f"  {driver}: {'built now' if built else 'built earlier'}", flush=True)
 
     main: dict[str, dict[str, Point]] = {}
     tenants: dict[int, dict[str, Point]] = {}
@@ -448,6 +465,7 @@ def run(args: argparse.Namespace, tmp: Path, children: list[Child]) -> int:
                 client_id=CLIENT_ID,
                 secret=secret,
                 tokens=per_main * len(kinds),
+                store=args.peer_store,
             )
         r.started(peer.child)
     bare: tuple[Child, int] | None = None
@@ -531,7 +549,7 @@ def run(args: argparse.Namespace, tmp: Path, children: list[Child]) -> int:
     print(
         f"store: {args.store}; ours and bare: uvicorn loop=uvloop, http=httptools, "
         f"workers={args.workers}; ours --log-level {args.log_level}; tokens: {args.token_type}, "
-        f"cascade {args.cascade!r}"
+        f"cascade {args.cascade!r}; peer store: {node.STORES[args.peer_store]}"
     )
     print(f"loadavg before {load_before}; after {load_after}")
     print_table(r.figures)
@@ -559,7 +577,11 @@ def run(args: argparse.Namespace, tmp: Path, children: list[Child]) -> int:
             "machine": info,
             "loadavg": {"before": load_before, "after": load_after},
             "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-            "peer": {"title": peer_title, "directory": str(peer_modules) if peer_modules else None},
+            "peer": {
+                "title": peer_title,
+                "store": args.peer_store,
+                "directory": str(peer_modules) if peer_modules else None,
+            },
             "commands": r.commands,
             "pinned": r.pinned,
             "registration_s": registration,

@@ -5,6 +5,11 @@ The install is ``npm ci`` (exact versions, from the committed ``package-lock.jso
 directory keyed by the lock's hash, ``~/.cache/revocation-service-bench/peer-<hash>``, so a
 rerun does not install again and a changed lock installs afresh. A marker file written after
 a complete install tells a finished directory from an interrupted one.
+
+``npm ci`` runs no package's install scripts. ``--peer-store sqlite`` needs better-sqlite3's
+native module, so that run builds it (``npm rebuild better-sqlite3``: a prebuilt binary, or
+node-gyp from source, about a minute on two cores) once per install directory, with a marker
+of its own.
 """
 
 from __future__ import annotations
@@ -24,6 +29,13 @@ SOURCE = SCRIPTS / "peer"
 CACHE_ROOT = Path.home() / ".cache" / "revocation-service-bench"
 PACKAGE = "oidc-provider"
 MARKER = ".installed"
+SQLITE_PACKAGE = "better-sqlite3"
+SQLITE_MARKER = ".built-better-sqlite3"
+STORES = {
+    "memory": "in-memory adapter",
+    "sqlite": "sqlite, synchronous=FULL",
+}
+"""The peer's stores (``provider.mjs --store``) and how titles name them."""
 NPM_TIMEOUT_S = 600.0
 READY_PATH = "/.well-known/openid-configuration"
 REVOCATION_PATH = "/token/revocation"
@@ -39,19 +51,47 @@ def cache_dir(lock: bytes, root: Path = CACHE_ROOT) -> Path:
     return root / f"peer-{lock_hash(lock)}"
 
 
-def installed_version(directory: Path) -> str | None:
+def title(version: str | None, store: str) -> str:
+    """The peer's name in the header and the table: ``oidc-provider 9.13.3 (sqlite, …)``."""
+    return f"{PACKAGE} {version or '?'} ({STORES[store]})"
+
+
+def installed_version(directory: Path, package: str = PACKAGE) -> str | None:
     try:
-        manifest = json.loads((directory / "node_modules" / PACKAGE / "package.json").read_text())
+        manifest = json.loads((directory / "node_modules" / package / "package.json").read_text())
     except (OSError, ValueError):
         return None
     version = manifest.get("version")
     return version if isinstance(version, str) else None
 
 
-def pinned_version(source: Path = SOURCE) -> str:
+def pinned_version(source: Path = SOURCE, package: str = PACKAGE) -> str:
     """The version ``package.json`` pins (``--save-exact``: no range)."""
     manifest = json.loads((source / "package.json").read_text())
-    return str(manifest["dependencies"][PACKAGE])
+    return str(manifest["dependencies"][package])
+
+
+def _npm() -> str:
+    npm = shutil.which("npm")
+    if npm is None:
+        raise BenchError("npm not found: --peer needs Node.js (20 or later) and npm")
+    return npm
+
+
+def _run_npm(argv: list[str], directory: Path) -> None:
+    try:
+        done = subprocess.run(
+            argv, cwd=directory, capture_output=True, text=True, timeout=NPM_TIMEOUT_S, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise BenchError(
+            f"{' '.join(argv[1:3])} in {directory} took over {NPM_TIMEOUT_S:.0f}s"
+        ) from exc
+    if done.returncode != 0:
+        raise BenchError(
+            f"{' '.join(argv[1:3])} in {directory} failed:\n"
+            f"{done.stdout[-2000:]}{done.stderr[-2000:]}"
+        )
 
 
 def install(directory: Path | None, source: Path = SOURCE) -> tuple[Path, bool]:
@@ -62,26 +102,33 @@ def install(directory: Path | None, source: Path = SOURCE) -> tuple[Path, bool]:
     marker = target / MARKER
     if marker.is_file() and marker.read_text() == lock_hash(lock):
         return target, False
-    npm = shutil.which("npm")
-    if npm is None:
-        raise BenchError("npm not found: --peer needs Node.js (20 or later) and npm")
+    npm = _npm()
     target.mkdir(parents=True, exist_ok=True)
     marker.unlink(missing_ok=True)
+    (target / SQLITE_MARKER).unlink(missing_ok=True)
     for name in ("package.json", "package-lock.json"):
         shutil.copyfile(source / name, target / name)
-    argv = [npm, "ci", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund"]
-    try:
-        done = subprocess.run(
-            argv, cwd=target, capture_output=True, text=True, timeout=NPM_TIMEOUT_S, check=False
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise BenchError(f"npm ci in {target} took over {NPM_TIMEOUT_S:.0f}s") from exc
-    if done.returncode != 0:
-        raise BenchError(f"npm ci in {target} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    if installed_version(target) != pinned_version(source):
-        raise BenchError(f"npm ci in {target} did not install {PACKAGE} {pinned_version(source)}")
+    _run_npm([npm, "ci", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund"], target)
+    for package in (PACKAGE, SQLITE_PACKAGE):
+        if installed_version(target, package) != pinned_version(source, package):
+            raise BenchError(
+                f"npm ci in {target} did not install {package} {pinned_version(source, package)}"
+            )
     marker.write_text(lock_hash(lock))
     return target, True
+
+
+def build_sqlite(directory: Path) -> bool:
+    """better-sqlite3's native module in the install ``directory``, built unless an earlier
+    run built it there; whether this call built it."""
+    marker = directory / SQLITE_MARKER
+    key = (directory / MARKER).read_text()
+    if marker.is_file() and marker.read_text() == key:
+        return False
+    marker.unlink(missing_ok=True)
+    _run_npm([_npm(), "rebuild", SQLITE_PACKAGE, "--no-audit", "--no-fund"], directory)
+    marker.write_text(key)
+    return True
 
 
 def node_version() -> str:
@@ -109,8 +156,10 @@ def start(
     client_id: str,
     secret: str,
     tokens: int,
+    store: str = "memory",
 ) -> Peer:
-    """The provider on a free loopback port, in production mode, with ``tokens`` minted."""
+    """The provider on a free loopback port, in production mode, with ``tokens`` minted into
+    its ``store`` (one of ``STORES``; ``sqlite``: a file in ``tmp``)."""
     node = shutil.which("node")
     if node is None:
         raise BenchError("node not found: --peer needs Node.js (20 or later)")
@@ -118,8 +167,10 @@ def start(
     tokens_file = tmp / "peer-tokens.txt"
     argv = [
         node, str(SOURCE / "provider.mjs"), "--modules", str(modules), "--port", str(port),
-        "--tokens", str(tokens), "--tokens-file", str(tokens_file),
+        "--tokens", str(tokens), "--tokens-file", str(tokens_file), "--store", store,
     ]  # fmt: skip
+    if store == "sqlite":
+        argv += ["--db", str(tmp / "peer.sqlite3")]
     # The secret goes by the environment, not argv, where any process could read it.
     peer_env = {
         **env,

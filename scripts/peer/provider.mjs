@@ -5,15 +5,19 @@
 // the benchmark presents are minted here, in-process, before the server listens, and
 // written one per line to --tokens-file: minting over HTTP would be untimed setup anyway.
 //
-// Storage is the package's own in-memory adapter (lib/adapters/memory_adapter.js) over its
-// own LRU (lib/helpers/lru.js), with the LRU's size raised from the default 1,000 entries
-// so that no minted token is evicted before it is presented.
+// Storage, --store memory (the default): the package's own in-memory adapter
+// (lib/adapters/memory_adapter.js) over its own LRU (lib/helpers/lru.js), with the LRU's size
+// raised from the default 1,000 entries so that no minted token is evicted before it is
+// presented. --store sqlite: sqlite_adapter.mjs on better-sqlite3, a file at --db, WAL and
+// synchronous=FULL (durable as ours); the tokens are minted into it in one transaction.
 //
 //   node provider.mjs --modules DIR --port N --tokens N --tokens-file PATH
+//                     [--store memory|sqlite --db PATH]
 //   (client id and secret from PEER_CLIENT_ID and PEER_CLIENT_SECRET)
 
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
@@ -25,8 +29,16 @@ const { values: args } = parseArgs({
     port: { type: 'string' },
     tokens: { type: 'string', default: '0' },
     'tokens-file': { type: 'string' },
+    store: { type: 'string', default: 'memory' },
+    db: { type: 'string' },
   },
 });
+if (!['memory', 'sqlite'].includes(args.store)) {
+  throw new Error(`--store: memory or sqlite, not ${args.store}`);
+}
+if (args.store === 'sqlite' && !args.db) {
+  throw new Error('--store sqlite needs --db PATH');
+}
 
 // The package is installed beside the lock file (bench_peer.py's cache directory), not
 // next to this script: import it from there.
@@ -40,12 +52,25 @@ const count = Number(args.tokens);
 const clientId = process.env.PEER_CLIENT_ID;
 const clientSecret = process.env.PEER_CLIENT_SECRET;
 const issuer = `http://${args.host}:${args.port}`;
-// Each token is one LRU entry; the LRU starts a new generation at maxSize entries and
-// drops the one before: twice the tokens keeps every token in the current generation.
-const storage = new LRU({ maxSize: Math.max(1000, 2 * count + 1000) });
+
+async function openStore() {
+  if (args.store === 'sqlite') {
+    const { openSqliteStore } = await import('./sqlite_adapter.mjs');
+    const Database = createRequire(join(args.modules, 'package.json'))('better-sqlite3');
+    return openSqliteStore(Database, args.db);
+  }
+  // Each token is one LRU entry; the LRU starts a new generation at maxSize entries and
+  // drops the one before: twice the tokens keeps every token in the current generation.
+  const storage = new LRU({ maxSize: Math.max(1000, 2 * count + 1000) });
+  return {
+    adapter: (model) => new MemoryAdapter(model, storage),
+    batch: (fn) => fn(),
+  };
+}
+const store = await openStore();
 
 const provider = new Provider(issuer, {
-  adapter: (model) => new MemoryAdapter(model, storage),
+  adapter: store.adapter,
   clients: [{
     client_id: clientId,
     client_secret: clientSecret,
@@ -73,15 +98,20 @@ const provider = new Provider(issuer, {
 
 const client = await provider.Client.find(clientId);
 const tokens = [];
-for (let i = 0; i < count; i += 1) {
-  tokens.push(await new provider.ClientCredentials({ client }).save());
-}
+await store.batch(async () => {
+  for (let i = 0; i < count; i += 1) {
+    tokens.push(await new provider.ClientCredentials({ client }).save());
+  }
+});
 if (args['tokens-file']) {
   writeFileSync(args['tokens-file'], tokens.length ? `${tokens.join('\n')}\n` : '');
 }
 
 const server = createServer(provider.callback());
 server.listen(Number(args.port), args.host, () => {
-  process.stdout.write(`listening on ${issuer} with ${count} tokens\n`);
+  process.stdout.write(`listening on ${issuer} with ${count} tokens, store ${args.store}\n`);
 });
-process.on('SIGTERM', () => server.close(() => process.exit(0)));
+process.on('SIGTERM', () => server.close(() => {
+  store.close?.();
+  process.exit(0);
+}));

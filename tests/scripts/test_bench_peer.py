@@ -35,6 +35,8 @@ def test_defaults_are_the_issue_s_run() -> None:
     assert args.sweep_tenants == [1, 1_000, 10_000]
     assert args.sweep_tokens == [10_000, 1_000_000]
     assert args.skip == [] and args.pin is False and args.peer_dir is None
+    # The peer on its in-memory adapter, as the issue measured it.
+    assert args.peer_store == "memory"
     # What bench.measure reads.
     assert args.jwt_access_tokens is False and args.token_type == "access_token"
 
@@ -61,6 +63,7 @@ def test_sweep_counts_and_skips_parse() -> None:
         ["--sweep-tokens", "5000"],
         ["--requests", "0"],
         ["--skip", "everything"],
+        ["--peer-store", "redis"],
     ],
 )
 def test_bad_arguments_are_refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -77,6 +80,25 @@ def test_bench_py_hands_peer_to_this_script(capsys: pytest.CaptureFixture[str]) 
     out = capsys.readouterr().out
     assert out.startswith("usage: bench.py --peer")
     assert "--sweep-tenants" in out
+    assert "--peer-store" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "title"),
+    [
+        ([], "oidc-provider 9.13.3 (in-memory adapter)"),
+        (["--peer-store", "memory"], "oidc-provider 9.13.3 (in-memory adapter)"),
+        (["--peer-store", "sqlite"], "oidc-provider 9.13.3 (sqlite, synchronous=FULL)"),
+    ],
+)
+def test_the_peer_s_title_names_its_store(argv: list[str], title: str) -> None:
+    args = bench_peer.parse_args(argv)
+    assert node.title("9.13.3", args.peer_store) == title
+    main = {
+        "revocation": {"ours": Point.of(figures(2_500, 100)), "peer": Point.of(figures(5_000, 100))}
+    }
+    text = report.render(main, {}, {}, peer_title=title, workers=1, connections=16, store="sqlite")
+    assert f"| ours | {title} | bare Starlette (form parsed) |" in text.splitlines()[0]
 
 
 # --- request heads ----------------------------------------------------------------------------
@@ -137,12 +159,20 @@ def test_the_install_directory_is_keyed_by_the_lock_file() -> None:
     assert node.cache_dir(lock + b" ", root) != node.cache_dir(lock, root)
 
 
-def test_the_committed_lock_pins_oidc_provider_9_13_3() -> None:
+def test_the_committed_lock_pins_oidc_provider_9_13_3_and_better_sqlite3_12() -> None:
     assert node.pinned_version() == "9.13.3"
+    driver = node.pinned_version(package=node.SQLITE_PACKAGE)
+    # better-sqlite3 13 crashes on Node 20; exact, as --save-exact writes it.
+    assert driver.split(".")[0] == "12" and driver.replace(".", "").isdigit()
     lock = json.loads((node.SOURCE / "package-lock.json").read_text())
     assert lock["packages"]["node_modules/oidc-provider"]["version"] == "9.13.3"
-    assert lock["packages"][""]["dependencies"] == {"oidc-provider": "9.13.3"}
+    assert lock["packages"]["node_modules/better-sqlite3"]["version"] == driver
+    assert lock["packages"][""]["dependencies"] == {
+        "better-sqlite3": driver,
+        "oidc-provider": "9.13.3",
+    }
     assert (node.SOURCE / "provider.mjs").is_file()
+    assert (node.SOURCE / "sqlite_adapter.mjs").is_file()
 
 
 def test_a_finished_install_is_reused_and_an_unfinished_one_is_not(
@@ -155,6 +185,20 @@ def test_a_finished_install_is_reused_and_an_unfinished_one_is_not(
     (tmp_path / node.MARKER).write_text(node.lock_hash(b"another lock"))
     with pytest.raises(bench.BenchError, match="npm not found"):
         node.install(tmp_path)
+
+
+def test_better_sqlite3_is_built_once_per_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(node.shutil, "which", lambda name: None)  # no npm: nothing builds
+    (tmp_path / node.MARKER).write_text("lock-a")
+    (tmp_path / node.SQLITE_MARKER).write_text("lock-a")
+    assert node.build_sqlite(tmp_path) is False
+    # Built for another install of the directory: build again.
+    (tmp_path / node.MARKER).write_text("lock-b")
+    with pytest.raises(bench.BenchError, match="npm not found"):
+        node.build_sqlite(tmp_path)
+    assert not (tmp_path / node.SQLITE_MARKER).exists()
 
 
 # --- tokens and CPUs ----------------------------------------------------------------------------
