@@ -39,7 +39,7 @@ class ConfigStamp:
     def open(self) -> None:
         self._shared.open()
         with contextlib.suppress(OSError):
-            self.path.open("a").close()
+            self._create()
 
     def close(self) -> None:
         self._shared.close()
@@ -69,8 +69,11 @@ class ConfigStamp:
         # on the request path.
         with contextlib.suppress(OSError):  # the periodic re-read covers a failed touch
             stamp = max(time.time_ns(), (self._mtime() or 0) + 1)
-            self.path.open("a").close()
+            self._create()
             os.utime(self.path, ns=(stamp, stamp))
+
+    def _create(self) -> None:
+        self.path.open("a").close()
 
     def _stamp(self) -> int | None:
         shared = self._shared.read(SLOT)
