@@ -148,26 +148,27 @@ class Directory:
             task.exception()  # retrieved: every waiter has raised it already
 
     async def _catch_up(self, version: int) -> None:
-        # Cleared first: an ``invalidate()`` while this runs makes the next look catch up.
+        # Cleared first: an ``invalidate()`` while this runs makes the next look catch up,
+        # and so does a failure here (a stale cache is looked at again, not trusted).
         self._stale = False
-        changes = None
-        if self._version is not None and version != self._version:
-            changes = await self._store.config_changes_since(self._version)
-        if changes is None:
-            try:
+        try:
+            changes = None
+            if self._version is not None and version != self._version:
+                changes = await self._store.config_changes_since(self._version)
+            if changes is None:
                 self._load(await self._store.list_tenants())
-            except BaseException:
-                self._stale = True
-                raise
-            self._version = self._loaded_at = version
-            self._changed_at = {}
-        else:
+                self._version = self._loaded_at = version
+                self._changed_at = {}
+                return
             # The log's version, not ``version``: the tenants are read after the log, so
             # they are at least as new as it is; anything later moves the version again.
             logged, changed = changes
             for tenant_id in changed:
                 self._reload(tenant_id, await self._store.get_tenant(tenant_id), logged)
             self._version = logged
+        except BaseException:
+            self._stale = True
+            raise
 
     @property
     def version(self) -> int | None:
