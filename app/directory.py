@@ -3,8 +3,11 @@
 The cache is checked against ``Store.config_version()`` on every request, so a change
 made by another worker or instance is seen as soon as the backend reports it. When the
 version moved, only the tenants the store names as changed (``config_changes_since``) are
-read again and only their clients dropped; everything when the store cannot say.
-Revocation state is never cached here.
+read again and only their clients dropped; everything when the store cannot say. Such a
+full reload of a loaded cache (MongoDB's periodic one, or after its change stream was
+lost) runs in the background and requests meanwhile answer from the cache as it is,
+unless this process's own write asked for it (``invalidate``). Revocation state is never
+cached here.
 
 Every lookup costs the same whatever the number of tenants: by id and by issuer, one
 dict lookup; by URL, one per whole-segment prefix of the request path, at most as many
@@ -19,11 +22,15 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from urllib.parse import urlsplit
 
+import structlog
+
 from app.issuers import normalize_issuer
 from app.models import Client, Tenant
 from app.settings import TenantSettings
 from app.store.base import Store
 from app.types import ClientId, TenantId
+
+log = structlog.get_logger("revocation.directory")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +122,8 @@ class Directory:
         self._stale = False
         """Set by ``invalidate``."""
         self._catching_up: asyncio.Future[None] | None = None
+        self._reloading: asyncio.Future[None] | None = None
+        """A full reload running behind requests (see the module's docstring)."""
         self._tenants: dict[TenantId, TenantView] = {}
         self._by_issuer: dict[str, TenantView] = {}
         self._by_origin: dict[str, OriginRoutes] = {}
@@ -131,11 +140,18 @@ class Directory:
 
         One catch-up at a time: requests arriving while one runs wait for it (a full
         reload of 10,000 tenants takes long on a slow store, and sixteen of them at once
-        only made each slower), then look again, in case the version moved meanwhile."""
+        only made each slower), then look again, in case the version moved meanwhile.
+        While a full reload runs in the background, the cache answers as it is."""
         while True:
             version = await self._store.config_version()
             if version == self._version and not self._stale:
                 return
+            if self._reloading is not None:
+                if not self._stale:
+                    return
+                # This process's write waits for it, then catches up from its version.
+                await asyncio.wait([self._reloading])
+                continue
             task = self._catching_up
             if task is None:
                 task = self._catching_up = asyncio.ensure_future(self._catch_up(version))
@@ -150,15 +166,18 @@ class Directory:
     async def _catch_up(self, version: int) -> None:
         # Cleared first: an ``invalidate()`` while this runs makes the next look catch up,
         # and so does a failure here (a stale cache is looked at again, not trusted).
-        self._stale = False
+        asked, self._stale = self._stale, False
         try:
             changes = None
             if self._version is not None and version != self._version:
                 changes = await self._store.config_changes_since(self._version)
             if changes is None:
-                self._load(await self._store.list_tenants())
-                self._version = self._loaded_at = version
-                self._changed_at = {}
+                if self._version is None or asked:
+                    await self._reload_all(version)
+                else:
+                    # No write of this process waits for it: requests need not either.
+                    self._reloading = asyncio.ensure_future(self._reload_all(version))
+                    self._reloading.add_done_callback(self._reloaded)
                 return
             # The log's version, not ``version``: the tenants are read after the log, so
             # they are at least as new as it is; anything later moves the version again.
@@ -169,6 +188,34 @@ class Directory:
         except BaseException:
             self._stale = True
             raise
+
+    async def _reload_all(self, version: int) -> None:
+        try:
+            self._load(await self._store.list_tenants())
+        except BaseException:
+            self._stale = True
+            raise
+        self._version = self._loaded_at = version
+        self._changed_at = {}
+
+    def _reloaded(self, task: asyncio.Future[None]) -> None:
+        self._reloading = None
+        if not task.cancelled() and task.exception() is not None:
+            # The next request catches up itself, and answers 503 if the store is still
+            # unavailable: a cache that could not be checked is not trusted.
+            log.warning("tenant_reload_failed", error=repr(task.exception()))
+
+    @property
+    def reloading(self) -> asyncio.Future[None] | None:
+        """The full reload running in the background, if one is."""
+        return self._reloading
+
+    async def close(self) -> None:
+        """Stop a full reload running in the background."""
+        task = self._reloading
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     @property
     def version(self) -> int | None:

@@ -36,8 +36,9 @@ class Services:
         return HostRules(tenant.settings.key_fetch_hosts, self.config.fetch_allow_private)
 
     async def close(self) -> None:
-        """Stop what the services started (the plugin sandbox, outbound connections); the
-        store is closed by whoever opened it."""
+        """Stop what the services started (a background tenant reload, the plugin sandbox,
+        outbound connections); the store is closed by whoever opened it."""
+        await self.directory.close()
         await self.notifier.close()
         await self.plugins.close()
         await self.key_sets.fetcher.close()

@@ -202,11 +202,18 @@ async def test_when_the_store_cannot_name_the_changes_everything_reloads(
 
     monkeypatch.setattr(store, "config_changes_since", unknown)
     await put(store, hosted("globex"))
-    await directory.refresh()
+    await refreshed(directory)
 
     assert listings.calls == 1
     assert directory.tenant(TenantId("globex")) is not None
     assert await directory.client(TenantId("acme"), "app") is not cached
+
+
+async def refreshed(directory: Directory) -> None:
+    """``refresh()``, and the full reload it left running behind requests, if any."""
+    await directory.refresh()
+    if directory.reloading is not None:
+        await asyncio.wait([directory.reloading])
 
 
 async def test_a_full_reload_reparses_only_the_tenants_whose_record_changed(
@@ -225,7 +232,7 @@ async def test_a_full_reload_reparses_only_the_tenants_whose_record_changed(
 
     monkeypatch.setattr(store, "config_changes_since", unknown)
     await put(store, hosted("acme", "/moved/acme"))
-    await directory.refresh()
+    await refreshed(directory)
 
     assert directory.tenant(TenantId("globex")) is globex
     moved = directory.tenant(TenantId("acme"))
@@ -307,3 +314,86 @@ async def test_requests_arriving_during_a_reload_wait_for_that_one_reload(
     assert await asyncio.gather(*waiting) == [None] * 16
     assert calls == 2
     assert directory.tenant(TenantId("acme")) is not None
+
+
+async def test_a_full_reload_runs_behind_requests_that_answer_from_the_cache(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MongoDB's periodic reload (or one after its change stream was lost) lists every
+    tenant: with 10,000 that took 50 ms on MongoDB and seconds on SecantusDB, and every
+    request waited for it. Only this process's own write waits now."""
+    await put(store, hosted("acme"))
+    directory = Directory(store)
+    await directory.refresh()
+    acme = directory.tenant(TenantId("acme"))
+    released, listing = asyncio.Event(), asyncio.Event()
+    calls = 0
+    original = store.list_tenants
+
+    async def slow() -> list[Tenant]:
+        nonlocal calls
+        calls += 1
+        listing.set()
+        await released.wait()
+        return await original()
+
+    async def unknown(version: int) -> None:
+        return None
+
+    monkeypatch.setattr(store, "config_changes_since", unknown)
+    monkeypatch.setattr(store, "list_tenants", slow)
+    await put(store, hosted("globex"))
+
+    # A bound, not a timing: without the change these wait for the listing for ever.
+    await asyncio.wait_for(asyncio.gather(*(directory.refresh() for _ in range(16))), 30)
+    await listing.wait()
+    assert calls == 1
+    assert directory.tenant(TenantId("acme")) is acme
+    assert directory.tenant(TenantId("globex")) is None
+
+    directory.invalidate()  # this process wrote: its next request waits for the reload
+    writer = asyncio.ensure_future(directory.refresh())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not writer.done()
+    released.set()
+    await writer
+    assert directory.tenant(TenantId("globex")) is not None
+    assert directory.reloading is None
+
+
+async def test_a_failed_background_reload_is_tried_again_by_the_next_request(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await put(store, hosted("acme"))
+    directory = Directory(store)
+    await directory.refresh()
+    outage, timing_out = True, asyncio.Event()
+    original = store.list_tenants
+
+    async def failing() -> list[Tenant]:
+        if outage:
+            await timing_out.wait()
+            raise StoreUnavailable("the listing timed out")
+        return await original()
+
+    async def unknown(version: int) -> None:
+        return None
+
+    monkeypatch.setattr(store, "config_changes_since", unknown)
+    monkeypatch.setattr(store, "list_tenants", failing)
+    await put(store, hosted("globex"))
+    # Answers from the cache while the reload waits (the bound: see the test above).
+    await asyncio.wait_for(directory.refresh(), 30)
+    reload = directory.reloading
+    assert reload is not None
+    timing_out.set()
+    await asyncio.wait([reload])
+    await asyncio.sleep(0)  # its done callback
+    assert directory.reloading is None
+
+    with pytest.raises(StoreUnavailable):
+        await directory.refresh()  # a cache that could not be checked is not trusted
+    outage = False
+    await directory.refresh()
+    assert directory.tenant(TenantId("globex")) is not None
