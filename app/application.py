@@ -84,8 +84,9 @@ def settle_heap() -> None:
 
     Requests make no reference cycles (after 2,000 with the collector off, a collection
     found only the shutdown's few hundred objects), so the full passes that allocations
-    trigger found nothing and walked the whole start-up heap: about 1 % of revocations waited 15 to 20 ms for one (p99 28 to 30 ms at 32
-    connections, 12.7 to 14.1 ms once frozen; ``docs/PERFORMANCE.md``)."""
+    trigger found nothing and walked the whole start-up heap: about 1 % of revocations
+    waited 15 to 20 ms for one (p99 28 to 30 ms at 32 connections, 12.7 to 14.1 ms once
+    frozen; ``docs/PERFORMANCE.md``)."""
     gc.collect()
     gc.freeze()
 
