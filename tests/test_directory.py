@@ -127,17 +127,43 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 
 class Listings:
-    """Counts ``list_tenants`` calls on a store (a full reload)."""
+    """Counts ``list_tenants`` calls on a store (full reloads). ``held``: each call sets
+    ``started`` and waits for ``released``; the calls numbered in ``fail`` (from 1) then
+    raise ``StoreUnavailable``, as a listing that timed out."""
 
-    def __init__(self, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(
+        self,
+        store: Store,
+        monkeypatch: pytest.MonkeyPatch,
+        *,
+        held: bool = False,
+        fail: frozenset[int] = frozenset(),
+    ) -> None:
         self.calls = 0
+        self.started, self.released = asyncio.Event(), asyncio.Event()
+        if not held:
+            self.released.set()
         original = store.list_tenants
 
         async def counted() -> list[Tenant]:
             self.calls += 1
+            call = self.calls
+            self.started.set()
+            await self.released.wait()
+            if call in fail:
+                raise StoreUnavailable("the listing timed out")
             return await original()
 
         monkeypatch.setattr(store, "list_tenants", counted)
+
+
+def names_no_change(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store cannot say which tenants changed (``config_changes_since`` is None)."""
+
+    async def unknown(version: int) -> None:
+        return None
+
+    monkeypatch.setattr(store, "config_changes_since", unknown)
 
 
 async def test_a_change_to_one_tenant_keeps_the_others_cached(
@@ -197,10 +223,7 @@ async def test_when_the_store_cannot_name_the_changes_everything_reloads(
     cached = await directory.client(TenantId("acme"), "app")
     listings = Listings(store, monkeypatch)
 
-    async def unknown(version: int) -> None:
-        return None
-
-    monkeypatch.setattr(store, "config_changes_since", unknown)
+    names_no_change(store, monkeypatch)
     await put(store, hosted("globex"))
     await refreshed(directory)
 
@@ -227,10 +250,7 @@ async def test_a_full_reload_reparses_only_the_tenants_whose_record_changed(
     await directory.refresh()
     acme, globex = directory.tenant(TenantId("acme")), directory.tenant(TenantId("globex"))
 
-    async def unknown(version: int) -> None:
-        return None
-
-    monkeypatch.setattr(store, "config_changes_since", unknown)
+    names_no_change(store, monkeypatch)
     await put(store, hosted("acme", "/moved/acme"))
     await refreshed(directory)
 
@@ -286,33 +306,20 @@ async def test_requests_arriving_during_a_reload_wait_for_that_one_reload(
     start sixteen of them, and a failed one fails its waiters and is tried again."""
     await put(store, hosted("acme"))
     directory = Directory(store)
-    released, listing = asyncio.Event(), asyncio.Event()
-    calls = 0
-    original = store.list_tenants
-
-    async def slow() -> list[Tenant]:
-        nonlocal calls
-        calls += 1
-        listing.set()
-        await released.wait()
-        if calls == 1:
-            raise StoreUnavailable("the listing timed out")
-        return await original()
-
-    monkeypatch.setattr(store, "list_tenants", slow)
+    listings = Listings(store, monkeypatch, held=True, fail=frozenset({1}))
     waiting = [asyncio.ensure_future(directory.refresh()) for _ in range(16)]
-    await listing.wait()
+    await listings.started.wait()
     for _ in range(5):  # every waiter has had turns to start a listing of its own
         await asyncio.sleep(0)
-    released.set()
+    listings.released.set()
     outcomes = await asyncio.gather(*waiting, return_exceptions=True)
-    assert calls == 1
+    assert listings.calls == 1
     assert all(isinstance(o, StoreUnavailable) for o in outcomes)
     assert directory.tenant(TenantId("acme")) is None
 
     waiting = [asyncio.ensure_future(directory.refresh()) for _ in range(16)]
     assert await asyncio.gather(*waiting) == [None] * 16
-    assert calls == 2
+    assert listings.calls == 2
     assert directory.tenant(TenantId("acme")) is not None
 
 
@@ -326,28 +333,14 @@ async def test_a_full_reload_runs_behind_requests_that_answer_from_the_cache(
     directory = Directory(store)
     await directory.refresh()
     acme = directory.tenant(TenantId("acme"))
-    released, listing = asyncio.Event(), asyncio.Event()
-    calls = 0
-    original = store.list_tenants
-
-    async def slow() -> list[Tenant]:
-        nonlocal calls
-        calls += 1
-        listing.set()
-        await released.wait()
-        return await original()
-
-    async def unknown(version: int) -> None:
-        return None
-
-    monkeypatch.setattr(store, "config_changes_since", unknown)
-    monkeypatch.setattr(store, "list_tenants", slow)
+    names_no_change(store, monkeypatch)
+    listings = Listings(store, monkeypatch, held=True)
     await put(store, hosted("globex"))
 
     # A bound, not a timing: without the change these wait for the listing for ever.
     await asyncio.wait_for(asyncio.gather(*(directory.refresh() for _ in range(16))), 30)
-    await listing.wait()
-    assert calls == 1
+    await listings.started.wait()
+    assert listings.calls == 1
     assert directory.tenant(TenantId("acme")) is acme
     assert directory.tenant(TenantId("globex")) is None
 
@@ -356,7 +349,7 @@ async def test_a_full_reload_runs_behind_requests_that_answer_from_the_cache(
     for _ in range(5):
         await asyncio.sleep(0)
     assert not writer.done()
-    released.set()
+    listings.released.set()
     await writer
     assert directory.tenant(TenantId("globex")) is not None
     assert directory.reloading is None
@@ -368,32 +361,20 @@ async def test_a_failed_background_reload_is_tried_again_by_the_next_request(
     await put(store, hosted("acme"))
     directory = Directory(store)
     await directory.refresh()
-    outage, timing_out = True, asyncio.Event()
-    original = store.list_tenants
-
-    async def failing() -> list[Tenant]:
-        if outage:
-            await timing_out.wait()
-            raise StoreUnavailable("the listing timed out")
-        return await original()
-
-    async def unknown(version: int) -> None:
-        return None
-
-    monkeypatch.setattr(store, "config_changes_since", unknown)
-    monkeypatch.setattr(store, "list_tenants", failing)
+    names_no_change(store, monkeypatch)
+    listings = Listings(store, monkeypatch, held=True, fail=frozenset({1, 2}))
     await put(store, hosted("globex"))
     # Answers from the cache while the reload waits (the bound: see the test above).
     await asyncio.wait_for(directory.refresh(), 30)
     reload = directory.reloading
     assert reload is not None
-    timing_out.set()
+    listings.released.set()
     await asyncio.wait([reload])
     await asyncio.sleep(0)  # its done callback
     assert directory.reloading is None
 
     with pytest.raises(StoreUnavailable):
         await directory.refresh()  # a cache that could not be checked is not trusted
-    outage = False
     await directory.refresh()
+    assert listings.calls == 3
     assert directory.tenant(TenantId("globex")) is not None
