@@ -325,6 +325,10 @@ class RevocationPlan:
     """(client_id, sub) pairs whose grant records are deleted."""
     delete_grant_ids: tuple[str, ...] = ()
     end_sessions: tuple[str, ...] = ()
+    session_tokens_end: bool = True
+    """Whether the ``end_sessions`` take their tokens with them: refresh tokens bound to
+    such a session are never active again. False for an SPID logout, which ends the SSO
+    session (and so its device secret) and keeps the subject's other tokens valid."""
     marks: tuple[NotBeforeMark, ...] = ()
     events: tuple[EventDraft, ...] = field(default=())
 

@@ -135,6 +135,7 @@ def _plan(
     marks: tuple[NotBeforeMark, ...] = (),
     delete_grants_of: tuple[tuple[str, str], ...] = (),
     end_sessions: tuple[str, ...] = (),
+    session_tokens_end: bool = True,
     extra_events: tuple[EventDraft, ...] = (),
 ) -> RevocationPlan:
     primary: TokenHash | None = None
@@ -153,6 +154,7 @@ def _plan(
         selectors=(*own, *selectors),
         delete_grants_of=delete_grants_of,
         end_sessions=end_sessions,
+        session_tokens_end=session_tokens_end,
         marks=marks,
         events=(_revoked_event(c, now, cause), *extra_events),
     )
@@ -197,8 +199,9 @@ def _refresh_takes_grant_access_tokens(c: Credential, now: int, cause: str) -> R
 
 
 def spid_policy(c: Credential, now: int) -> RevocationPlan:
-    """SPID: an access token takes its grant's refresh tokens and ends its SSO session;
-    a refresh token takes its grant's access tokens. Other tokens of the subject stay."""
+    """SPID: an access token takes its grant's refresh tokens and ends its SSO session
+    (so the session's device secret), and the subject's other tokens stay valid, those
+    bound to the session too; a refresh token takes its grant's access tokens."""
     if c.type is TokenType.REFRESH_TOKEN:
         return _refresh_takes_grant_access_tokens(c, now, "spid")
     return _plan(
@@ -207,6 +210,7 @@ def spid_policy(c: Credential, now: int) -> RevocationPlan:
         "spid",
         _other_type_of_grant(c, REFRESH),
         end_sessions=(c.device_session_id,) if c.device_session_id else (),
+        session_tokens_end=False,
         extra_events=(_session_ended(c, now, "spid", c.grant_id),),
     )
 

@@ -47,14 +47,19 @@ async def find_token(x: Exchange) -> None:
 
 async def is_active(x: Exchange, c: Credential) -> bool:
     """Live (a JWT: not denied, not under a not-before mark, not expired), not before its
-    ``nbf``, and for a refresh token or device secret, its session not ended."""
+    ``nbf``; a device secret's session not ended, and a refresh token's not ended with its
+    tokens (an SPID logout ends the session and keeps the subject's tokens valid)."""
     if not c.is_live(x.now):
         return False
     if isinstance(c, JwtCredential) and c.nbf is not None and c.nbf > x.now:
         return False
     if c.device_session_id and c.type is not TokenType.ACCESS_TOKEN:
-        # Its session ended (a JWT device secret's too): never active again.
-        ended = await x.services.store.ended_session(x.tenant.tenant_id, c.device_session_id)
+        # Never active again, a refresh token registered after the end too.
+        ended = await x.services.store.ended_session(
+            x.tenant.tenant_id,
+            c.device_session_id,
+            tokens=c.type is TokenType.REFRESH_TOKEN,
+        )
         return ended is None
     return True
 

@@ -196,8 +196,11 @@ class Store(Protocol):
         """Finish the sweeps that no process has advanced for ``idle_s`` seconds (the
         process that committed them stopped): how many there were."""
 
-    async def ended_session(self, tenant_id: TenantId, device_session_id: str) -> int | None:
-        """When the session was ended, or None."""
+    async def ended_session(
+        self, tenant_id: TenantId, device_session_id: str, *, tokens: bool = False
+    ) -> int | None:
+        """When the session was ended, or None; ``tokens``: only an end that took the
+        session's tokens with it counts (``RevocationPlan.session_tokens_end``)."""
 
     async def not_before(
         self, tenant_id: TenantId, marks: Sequence[tuple[MarkKind, str]]

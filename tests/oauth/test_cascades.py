@@ -9,7 +9,8 @@ import pytest
 
 from tests.support.world import World, make_world
 
-# Two grants of one subject and client, and a third-party credential.
+# Two grants of one subject and client, and a third-party credential. ``sso-1`` is the
+# subject's SSO session, which an SPID logout ends while its other tokens stay valid.
 CREDENTIALS: list[dict[str, Any]] = [
     {
         "token": "g1-at",
@@ -21,7 +22,13 @@ CREDENTIALS: list[dict[str, Any]] = [
     {"token": "g1-at2", "type": "access_token", "grant_id": "g1", "sub": "alice"},
     {"token": "g1-rt", "type": "refresh_token", "grant_id": "g1", "sub": "alice"},
     {"token": "g2-at", "type": "access_token", "grant_id": "g2", "sub": "alice"},
-    {"token": "g2-rt", "type": "refresh_token", "grant_id": "g2", "sub": "alice"},
+    {
+        "token": "g2-rt",
+        "type": "refresh_token",
+        "grant_id": "g2",
+        "sub": "alice",
+        "device_session_id": "sso-1",
+    },
     {"token": "bob-at", "type": "access_token", "grant_id": "g3", "sub": "bob"},
     {"token": "lone-at", "type": "access_token", "sub": "alice"},
 ]
@@ -111,6 +118,29 @@ async def test_spid_access_token_revocation_ends_the_session(http: httpx.AsyncCl
         "sso-1",
         "g1",
     )
+
+
+async def test_spid_logout_keeps_the_sessions_other_tokens_valid_everywhere(
+    http: httpx.AsyncClient,
+) -> None:
+    """SPID: "other tokens of the subject stay valid", those bound to the ended session
+    too: introspection and a later revocation agree that they are live."""
+    world = await _world(http, "spid")
+    await world.tenant.register(
+        {
+            "token": "other-rt",
+            "type": "refresh_token",
+            "client_id": "other",
+            "sub": "alice",
+            "device_session_id": "sso-1",
+        }
+    )
+    await world.tenant.revoke("g1-at", auth=world.app)
+    assert await world.active("g2-rt")
+    assert await world.active("other-rt")
+    assert (await world.tenant.revoke("g2-rt", auth=world.app)).status_code == 200
+    revoked = [e for e in await world.tenant.events() if e["type"] == "revoked"]
+    assert [(e["grant_id"], e["count"]) for e in revoked] == [("g1", 2), ("g2", 2)]
 
 
 async def test_cie_refresh_revocation_does_not_end_a_session(http: httpx.AsyncClient) -> None:

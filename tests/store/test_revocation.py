@@ -274,6 +274,26 @@ async def test_ended_sessions_keep_the_first_end(acme: Store) -> None:
     assert await acme.ended_session("globex", "s1") is None
 
 
+async def test_a_logout_ends_the_session_and_not_its_tokens(acme: Store) -> None:
+    """An SPID logout ends the session (its device secret with it) and keeps its tokens
+    valid, so a Global Token Revocation still finds it among the subject's sessions; an
+    end that takes the tokens (a device secret's revocation) is never undone."""
+    assert "s1" in await acme.subject_sessions("acme", "alice", WHEN)
+    await acme.apply_revocation("acme", plan(end_sessions=("s1",), session_tokens_end=False))
+    assert await acme.ended_session("acme", "s1") == WHEN
+    assert await acme.ended_session("acme", "s1", tokens=True) is None
+    assert "s1" in await acme.subject_sessions("acme", "alice", WHEN)
+
+    device_secret = RevocationPlan(WHEN + 50, "device_secret", end_sessions=("s1",))
+    await acme.apply_revocation("acme", device_secret)
+    assert await acme.ended_session("acme", "s1", tokens=True) == WHEN  # the first end's
+    assert "s1" not in await acme.subject_sessions("acme", "alice", WHEN)
+
+    logout = RevocationPlan(WHEN + 60, "spid", end_sessions=("s1",), session_tokens_end=False)
+    await acme.apply_revocation("acme", logout)
+    assert await acme.ended_session("acme", "s1", tokens=True) == WHEN
+
+
 async def test_not_before_is_the_latest_of_the_requested_marks(acme: Store) -> None:
     marks = (
         NotBeforeMark(MarkKind.CLIENT, "app", WHEN),

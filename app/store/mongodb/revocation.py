@@ -295,10 +295,14 @@ def _plan_side_effects(batch: _Batch, plan: RevocationPlan) -> None:
         DeleteMany({"tenant_id": tenant_id, "grant_id": grant_id})
         for grant_id in dict.fromkeys(plan.delete_grant_ids)
     ]
+    # The first end keeps its time; a later one may only make the tokens end too.
     batch.sessions += [
         UpdateOne(
             {"tenant_id": tenant_id, "device_session_id": device_session_id},
-            {"$setOnInsert": {"ended_at": plan.revoked_at}},
+            {
+                "$setOnInsert": {"ended_at": plan.revoked_at},
+                "$max": {"tokens_end": plan.session_tokens_end},
+            },
             upsert=True,
         )
         for device_session_id in dict.fromkeys(plan.end_sessions)

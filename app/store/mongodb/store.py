@@ -832,10 +832,13 @@ class MongoStore:
         return len(idle)
 
     @translate_errors
-    async def ended_session(self, tenant_id: TenantId, device_session_id: str) -> int | None:
-        doc = await self._coll(schema.SESSIONS).find_one(
-            {"tenant_id": tenant_id, "device_session_id": device_session_id}
-        )
+    async def ended_session(
+        self, tenant_id: TenantId, device_session_id: str, *, tokens: bool = False
+    ) -> int | None:
+        query: Document = {"tenant_id": tenant_id, "device_session_id": device_session_id}
+        if tokens:
+            query |= subjects.TOKENS_ENDED
+        doc = await self._coll(schema.SESSIONS).find_one(query)
         return None if doc is None else int(doc["ended_at"])
 
     @translate_errors

@@ -8,12 +8,17 @@ from app.store.mongodb import schema
 from app.store.mongodb.documents import Document
 from app.types import TenantId
 
+TOKENS_ENDED: Document = {"tokens_end": {"$ne": False}}
+"""An ended session whose tokens ended with it; sessions ended before the field existed
+have none, and were taken as such."""
+
 
 async def subject_sessions(
     db: AsyncDatabase[Document], tenant_id: TenantId, sub: str, now: int
 ) -> list[str]:
-    """The subject's sessions not yet ended: the ``tenant_sub_client`` index's range of
-    the subject, then the ended ones among them on ``tenant_session``."""
+    """The subject's sessions not yet ended with their tokens (an SPID logout's stay, so a
+    Global Token Revocation still takes their tokens down): the ``tenant_sub_client``
+    index's range of the subject, then the ended ones among them on ``tenant_session``."""
     sessions: set[str] = set()
     cursor = db[schema.CREDENTIALS].find(
         {
@@ -29,7 +34,11 @@ async def subject_sessions(
     if not sessions:
         return []
     ended = db[schema.SESSIONS].find(
-        {"tenant_id": tenant_id, "device_session_id": {"$in": sorted(sessions)}},
+        {
+            "tenant_id": tenant_id,
+            "device_session_id": {"$in": sorted(sessions)},
+            **TOKENS_ENDED,
+        },
         {"device_session_id": True, "_id": False},
     )
     async for doc in ended:

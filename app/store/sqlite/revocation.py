@@ -117,10 +117,15 @@ def delete_grants(conn: sqlite3.Connection, tenant_id: TenantId, plan: Revocatio
 def end_sessions(conn: sqlite3.Connection, tenant_id: TenantId, plan: RevocationPlan) -> None:
     if not plan.end_sessions:
         return
+    # The first end keeps its time; a later one may only make the tokens end too.
     conn.executemany(
-        """INSERT INTO ended_sessions (tenant_id, device_session_id, ended_at) VALUES (?, ?, ?)
-        ON CONFLICT (tenant_id, device_session_id) DO NOTHING""",
-        [(tenant_id, session, plan.revoked_at) for session in plan.end_sessions],
+        """INSERT INTO ended_sessions (tenant_id, device_session_id, ended_at, tokens_end)
+        VALUES (?, ?, ?, ?) ON CONFLICT (tenant_id, device_session_id)
+        DO UPDATE SET tokens_end = max(tokens_end, excluded.tokens_end)""",
+        [
+            (tenant_id, session, plan.revoked_at, int(plan.session_tokens_end))
+            for session in plan.end_sessions
+        ],
     )
 
 

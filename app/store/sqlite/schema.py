@@ -301,6 +301,12 @@ MIGRATIONS: tuple[Migration, ...] = (
             tenant_id TEXT NOT NULL
         )""",
     ),
+    (
+        # Whether the session's tokens ended with it (a device secret's revocation, a
+        # Global Token Revocation) or only the session (an SPID logout, whose other tokens
+        # stay valid). Sessions ended before this migration were taken as the former.
+        "ALTER TABLE ended_sessions ADD COLUMN tokens_end INTEGER NOT NULL DEFAULT 1",
+    ),
 )
 
 TENANT_TABLES: tuple[str, ...] = (

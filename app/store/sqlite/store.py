@@ -433,12 +433,18 @@ class SqliteStore:
             await self._sweep(tenant_id, sweep_id)
         return len(pending)
 
-    async def ended_session(self, tenant_id: TenantId, device_session_id: str) -> int | None:
+    async def ended_session(
+        self, tenant_id: TenantId, device_session_id: str, *, tokens: bool = False
+    ) -> int | None:
         rows = self._rows(
-            "SELECT ended_at FROM ended_sessions WHERE tenant_id = ? AND device_session_id = ?",
+            "SELECT ended_at, tokens_end FROM ended_sessions"
+            " WHERE tenant_id = ? AND device_session_id = ?",
             (tenant_id, device_session_id),
         )
-        return rows[0][0] if rows else None
+        if not rows or (tokens and not rows[0][1]):
+            return None
+        ended_at: int = rows[0][0]
+        return ended_at
 
     async def not_before(
         self, tenant_id: TenantId, marks: Sequence[tuple[MarkKind, str]]
