@@ -179,7 +179,7 @@ def in_process(store: str, mongodb_uri: str | None) -> Iterator[tuple[Any, World
         current = CurrentService()
         current.target = service
         schema = schemathesis.openapi.from_dict(
-            build(routes(), with_admin=True), config=schemathesis_config(OPERATOR_KEY)
+            build(routes()), config=schemathesis_config(OPERATOR_KEY)
         )
         schema.app = current
         try:

@@ -1,5 +1,5 @@
 """``GET /openapi.json`` (contract section 7): written from the application's route table,
-valid OpenAPI 3.1, the admin API only for the operator; the settings' schemas held
+valid OpenAPI 3.1, the public and admin APIs for every caller; the settings' schemas held
 against their validators."""
 
 from __future__ import annotations
@@ -27,8 +27,6 @@ from app.settings import FIELDS
 from app.types import JSON
 from tests.admin.conftest import bearer, tenant_key
 
-ADMIN_PREFIXES = ("/admin/", "/metrics")
-
 
 def table(app_routes: list[BaseRoute]) -> set[tuple[str, str]]:
     """``(METHOD, path)`` of every route, as the document spells paths."""
@@ -42,7 +40,7 @@ def documented(document: JSON) -> set[tuple[str, str]]:
 def test_every_route_is_documented_and_every_documented_operation_is_a_route() -> None:
     app_routes = routes()
     operations = table(app_routes)
-    assert operations == documented(build(app_routes, with_admin=True))
+    assert operations == documented(build(app_routes))
     assert set(OPERATIONS) == operations, "an entry of the operation tables has no route"
     # The walk goes through the admin API's mounts and its raw-path router.
     assert ("PUT", "/admin/v1/tenants/{tenant_id}/clients/{client_id}") in operations
@@ -57,13 +55,12 @@ def test_a_route_added_without_an_entry_is_caught() -> None:
     extra = Route("/token/exchange", _endpoint, methods=["POST"])
     nested = Mount("/admin/v1/more", routes=[Route("/things", _endpoint, methods=["GET"])])
     app_routes = [*routes(), extra, nested]
-    missing = table(app_routes) - documented(build(app_routes, with_admin=True))
+    missing = table(app_routes) - documented(build(app_routes))
     assert missing == {("POST", "/token/exchange"), ("GET", "/admin/v1/more/things")}
 
 
-@pytest.mark.parametrize("with_admin", [False, True])
-def test_the_document_is_valid_openapi_3_1(with_admin: bool) -> None:
-    document = build(routes(), with_admin=with_admin)
+def test_the_document_is_valid_openapi_3_1() -> None:
+    document = build(routes())
     assert document["openapi"].startswith("3.1")
     schemathesis.openapi.from_dict(document).validate()
     for name, schema in document["components"]["schemas"].items():
@@ -71,59 +68,46 @@ def test_the_document_is_valid_openapi_3_1(with_admin: bool) -> None:
 
 
 def test_the_validation_rejects_a_broken_document() -> None:
-    document = build(routes(), with_admin=False)
+    document = build(routes())
     document["paths"]["/healthz"]["get"]["responses"] = "none"
     with pytest.raises(jsonschema_rs.ValidationError):
         schemathesis.openapi.from_dict(document).validate()
 
 
-async def test_anonymous_callers_get_the_public_endpoints_only(
-    http: httpx.AsyncClient, app: Starlette
-) -> None:
-    r = await http.get("/openapi.json")
-    assert r.status_code == 200, r.text
-    assert r.headers["content-type"] == "application/json"
-    assert "authorization" in r.headers["vary"].lower()
-    document = r.json()
-    assert document == build(app.routes, with_admin=False)
-    paths = set(document["paths"])
-    assert {"/token/revoke", "/token/introspect", "/.well-known/openid-configuration"} <= paths
-    assert not [p for p in paths if p.startswith(ADMIN_PREFIXES)]
-    # Nothing only the admin API refers to.
-    assert "Tenant" not in document["components"]["schemas"]
-    assert "AdminError" not in document["components"]["schemas"]
-
-
-async def test_the_operator_gets_the_admin_api_too(
+async def test_every_caller_gets_the_public_and_admin_apis(
     http: httpx.AsyncClient, app: Starlette, operator: dict[str, str]
 ) -> None:
-    r = await http.get("/openapi.json", headers=operator)
-    assert r.status_code == 200, r.text
-    document = r.json()
-    assert document == build(app.routes, with_admin=True)
-    assert "/admin/v1/tenants/{tenant_id}/credentials" in document["paths"]
-    assert "/metrics" in document["paths"]
-    assert document["components"]["securitySchemes"]["adminKey"]["scheme"] == "bearer"
-    assert document["components"]["securitySchemes"]["clientSecretBasic"]["scheme"] == "basic"
-
-
-async def test_any_other_key_gets_the_public_document(
-    http: httpx.AsyncClient, operator: dict[str, str]
-) -> None:
+    """Contract section 7: "an OpenAPI 3.1 document of the public and admin APIs", the
+    same whoever asks (no key, a tenant's key, the operator's, a wrong one)."""
     r = await http.put(
         "/admin/v1/tenants/acme", json={"issuer": "https://acme.example"}, headers=operator
     )
     assert r.status_code == 201, r.text
     key = await tenant_key(http, operator, "acme")
-    public = (await http.get("/openapi.json")).json()
-    for headers in (bearer(key), bearer("not-a-key"), {"Authorization": "Basic Zm9vOmJhcg=="}):
+    r = await http.get("/openapi.json")
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/json"
+    document = r.json()
+    assert document == build(app.routes)
+    paths = set(document["paths"])
+    assert {"/token/revoke", "/token/introspect", "/.well-known/openid-configuration"} <= paths
+    assert "/admin/v1/tenants/{tenant_id}/credentials" in paths
+    assert "/metrics" in paths
+    assert document["components"]["securitySchemes"]["adminKey"]["scheme"] == "bearer"
+    assert document["components"]["securitySchemes"]["clientSecretBasic"]["scheme"] == "basic"
+    for headers in (
+        operator,
+        bearer(key),
+        bearer("not-a-key"),
+        {"Authorization": "Basic Zm9vOmJhcg=="},
+    ):
         r = await http.get("/openapi.json", headers=headers)
         assert r.status_code == 200, r.text
-        assert r.json() == public
+        assert r.json() == document
 
 
 def test_operations_only_the_operator_may_call_say_so() -> None:
-    paths = build(routes(), with_admin=True)["paths"]
+    paths = build(routes())["paths"]
     assert paths["/admin/v1/tenants"]["get"]["description"].startswith("The operator's key only")
     assert paths["/admin/v1/tenants/{tenant_id}"]["put"]["description"].startswith(
         "The operator's key only"
@@ -134,7 +118,7 @@ def test_operations_only_the_operator_may_call_say_so() -> None:
 
 
 def test_path_parameters_come_from_the_route() -> None:
-    operation = build(routes(), with_admin=True)["paths"][
+    operation = build(routes())["paths"][
         "/admin/v1/tenants/{tenant_id}/subjects/{sub}/clients/{client_id}"
     ]["delete"]
     names = [p["$ref"].rsplit("/", 1)[1] for p in operation["parameters"]]

@@ -5,9 +5,10 @@ Its ``paths`` are the routes the application has (``Route`` objects, through eve
 tables of ``public.py`` and ``admin.py``; path parameters come from the route's path.
 ``HEAD``, which Starlette adds to every ``GET``, is not listed.
 
-Served to anyone without the operations only the admin key may call (the admin API and
-``/metrics``); the operator's key gets the whole document. Components no operation of
-a document refers to are left out of it.
+The same document for every caller, the admin API and ``/metrics`` included (contract
+section 7: "the public and admin APIs"): the contract publishes that API anyway, and
+each of its operations says which key it needs. Components no operation refers to are
+left out.
 """
 
 from __future__ import annotations
@@ -23,14 +24,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from app.admin.auth import bearer
 from app.admin.routes import AdminRoute
-from app.errors import Unauthorized
-from app.keys import equal
 from app.middleware.request_context import log_fields
 from app.openapi import admin, feed, public, status_list
 from app.openapi.components import (
-    ADMIN,
     PARAMETERS,
     RESPONSES,
     SECURITY_SCHEMES,
@@ -93,8 +90,8 @@ def template(path: str) -> str:
     return PATH_PARAMETER_RE.sub(r"{\1}", path)
 
 
-def build(routes: Sequence[BaseRoute], *, with_admin: bool) -> JSON:
-    """The document of ``routes``; ``with_admin``: the operations of the admin key too.
+def build(routes: Sequence[BaseRoute]) -> JSON:
+    """The document of ``routes``, the admin API's operations included.
 
     A route without an entry in ``OPERATIONS`` is left out (``tests/test_openapi.py``
     fails on it); a path parameter without a component in ``PARAMETERS`` raises
@@ -104,7 +101,7 @@ def build(routes: Sequence[BaseRoute], *, with_admin: bool) -> JSON:
     for raw_path, method, route in route_operations(routes):
         path = template(raw_path)
         entry = OPERATIONS.get((method, path))
-        if entry is None or (not with_admin and entry["security"] == ADMIN):
+        if entry is None:
             continue
         operation = copy.deepcopy(entry)
         names = PATH_PARAMETER_RE.findall(raw_path)
@@ -173,31 +170,15 @@ def _without_unused_components(document: JSON) -> JSON:
     return document
 
 
-def documents(request: Request) -> dict[bool, bytes]:
-    """Both documents of this application, rendered once (keyed by ``with_admin``)."""
+def document(request: Request) -> bytes:
+    """This application's document, rendered once."""
     state = request.app.state
-    rendered: dict[bool, bytes] | None = getattr(state, "openapi_documents", None)
+    rendered: bytes | None = getattr(state, "openapi_document", None)
     if rendered is None:
-        rendered = {
-            with_admin: json.dumps(build(request.app.routes, with_admin=with_admin)).encode()
-            for with_admin in (False, True)
-        }
-        state.openapi_documents = rendered
+        rendered = state.openapi_document = json.dumps(build(request.app.routes)).encode()
     return rendered
-
-
-def is_operator(request: Request) -> bool:
-    """Whether the request carries the operator's admin key. Any other key, or none, is
-    an anonymous caller here: the public document is no secret."""
-    try:
-        key = bearer(request)
-    except Unauthorized:
-        return False
-    return equal(key, request.app.state.services.operator_key)
 
 
 async def openapi_endpoint(request: Request) -> Response:
     log_fields(request.scope)["endpoint"] = "openapi"
-    body = documents(request)[is_operator(request)]
-    headers = {**NO_STORE, "Vary": "Authorization"}
-    return Response(body, media_type="application/json", headers=headers)
+    return Response(document(request), media_type="application/json", headers=NO_STORE)

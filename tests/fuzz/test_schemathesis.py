@@ -33,9 +33,7 @@ BASE_URL = "http://testserver"
 SERVICE = CurrentService()
 # The document of the application's routes, as /openapi.json serves it to the operator
 # (tests/test_openapi.py holds the two equal).
-schema = schemathesis.openapi.from_dict(
-    build(routes(), with_admin=True), config=schemathesis_config(OPERATOR_KEY)
-)
+schema = schemathesis.openapi.from_dict(build(routes()), config=schemathesis_config(OPERATOR_KEY))
 schema.app = SERVICE
 
 
