@@ -295,14 +295,17 @@ def _plan_side_effects(batch: _Batch, plan: RevocationPlan) -> None:
         DeleteMany({"tenant_id": tenant_id, "grant_id": grant_id})
         for grant_id in dict.fromkeys(plan.delete_grant_ids)
     ]
-    # The first end keeps its time; a later one may only make the tokens end too.
+    # The first end keeps its time; a later one may only make the tokens end too (a
+    # session ended before the field existed has none, and its tokens ended).
+    ending: Document = (
+        {"$setOnInsert": {"ended_at": plan.revoked_at}, "$set": {"tokens_end": True}}
+        if plan.session_tokens_end
+        else {"$setOnInsert": {"ended_at": plan.revoked_at, "tokens_end": False}}
+    )
     batch.sessions += [
         UpdateOne(
             {"tenant_id": tenant_id, "device_session_id": device_session_id},
-            {
-                "$setOnInsert": {"ended_at": plan.revoked_at},
-                "$max": {"tokens_end": plan.session_tokens_end},
-            },
+            ending,
             upsert=True,
         )
         for device_session_id in dict.fromkeys(plan.end_sessions)
