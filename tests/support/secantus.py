@@ -121,6 +121,22 @@ committed transaction can be lost to a SIGKILL, where MongoDB's ``w: majority`` 
 is journaled. Fsync on every commit gives crash tests MongoDB's guarantee."""
 
 
+PAUSE_TIMEOUT_S = 10.0
+
+
+def _stopped(pid: int) -> bool:
+    """Whether every thread of ``pid`` is stopped (state ``T`` in ``/proc``)."""
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        try:
+            # The state follows the parenthesised command name, which may hold spaces.
+            state = stat.read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue  # a thread that exited meanwhile
+        if state not in ("T", "t"):
+            return False
+    return True
+
+
 class ServerProcess(_Server):
     """SecantusDB in a child process, on a fixed port and storage directory."""
 
@@ -190,9 +206,17 @@ class ServerProcess(_Server):
 
     def pause(self) -> None:
         """SIGSTOP: the server keeps its connections open and answers nothing, as a
-        machine that hangs, or a stop-the-world pause, would."""
+        machine that hangs, or a stop-the-world pause, would. Returns once every thread
+        of it has stopped: the signal is delivered asynchronously, and a server running
+        on the other CPU meanwhile answered a request sent right after ``kill`` (a test
+        then saw a "stalled" transaction commit, and its later commit wait)."""
         assert self._process is not None
         self._process.send_signal(signal.SIGSTOP)
+        deadline = time.monotonic() + PAUSE_TIMEOUT_S
+        while not _stopped(self._process.pid):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"secantusd did not stop within {PAUSE_TIMEOUT_S}s")
+            time.sleep(0.001)
 
     def resume(self) -> None:
         """SIGCONT: after ``pause()``, it answers again where it stopped."""
