@@ -28,6 +28,9 @@ PLUGINS = "plugin_versions"
 CREDENTIALS = "credentials"
 GRANTS = "grants"
 SESSIONS = "ended_sessions"
+SESSION_TOKENS_ENDED: Document = {"tokens_end": {"$ne": False}}
+"""An ended session whose tokens ended with it; sessions ended before the field existed
+have none, and were taken as such."""
 MARKS = "not_before_marks"
 DENY_LIST = "deny_list"
 ASSERTION_IDS = "assertion_ids"

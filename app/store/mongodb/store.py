@@ -837,7 +837,7 @@ class MongoStore:
     ) -> int | None:
         query: Document = {"tenant_id": tenant_id, "device_session_id": device_session_id}
         if tokens:
-            query |= subjects.TOKENS_ENDED
+            query |= schema.SESSION_TOKENS_ENDED
         doc = await self._coll(schema.SESSIONS).find_one(query)
         return None if doc is None else int(doc["ended_at"])
 

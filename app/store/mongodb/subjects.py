@@ -8,10 +8,6 @@ from app.store.mongodb import schema
 from app.store.mongodb.documents import Document
 from app.types import TenantId
 
-TOKENS_ENDED: Document = {"tokens_end": {"$ne": False}}
-"""An ended session whose tokens ended with it; sessions ended before the field existed
-have none, and were taken as such."""
-
 
 async def subject_sessions(
     db: AsyncDatabase[Document], tenant_id: TenantId, sub: str, now: int
@@ -37,7 +33,7 @@ async def subject_sessions(
         {
             "tenant_id": tenant_id,
             "device_session_id": {"$in": sorted(sessions)},
-            **TOKENS_ENDED,
+            **schema.SESSION_TOKENS_ENDED,
         },
         {"device_session_id": True, "_id": False},
     )
