@@ -43,9 +43,7 @@ import bisect
 import contextlib
 import importlib.util
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -55,6 +53,9 @@ from types import ModuleType
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent))  # scripts/bench.py
+
+from bench import Child, start_secantus
 
 from app.application import settle_heap
 from app.directory import Directory
@@ -67,7 +68,6 @@ ORIGIN = "https://idp.bench"
 BATCH = 500
 MONGODB_BATCH = 100
 """Tenants written at once to SecantusDB: a transaction each (``put_tenant``)."""
-SECANTUS_START_S = 30.0
 SETTLE_TIMEOUT_S = 300.0
 
 
@@ -230,45 +230,16 @@ async def only_lookups(count: int, tenants: int) -> None:
 
 @contextlib.contextmanager
 def secantus_server(tmp: Path) -> Iterator[str]:
-    """A SecantusDB server process on a free port, storing in ``tmp`` (as
-    ``scripts/bench.py`` starts it): its URI; stopped on exit. A process of its own, as
-    MongoDB would be, rather than threads sharing this process's GIL with the loop."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    config = tmp / "secantusd.toml"
-    config.write_text("[storage]\nttl_sweep_seconds = 0\n")  # and no stray ./secantusd.toml
-    argv = [
-        sys.executable, "-m", "secantus", "--config", str(config), "--host", "127.0.0.1",
-        "--port", str(port), "--storage-path", str(tmp / "secantus-data"),
-        "--log-level", "WARNING",
-    ]  # fmt: skip
-    log_path = tmp / "secantusd.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=tmp
-        )
+    """A SecantusDB server process, as ``scripts/bench.py`` starts it: its URI; stopped on
+    exit. A process of its own, as MongoDB would be, rather than threads sharing this
+    process's GIL with the loop."""
+    children: list[Child] = []
     try:
-        deadline = time.monotonic() + SECANTUS_START_S
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"secantusd exited:\n{log_path.read_text()[-2000:]}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    message = f"secantusd did not listen in {SECANTUS_START_S} s"
-                    raise RuntimeError(message) from None
-                time.sleep(0.05)
-        yield f"mongodb://127.0.0.1:{port}/?replicaSet=secantus"
+        _, uri = start_secantus(children, tmp, dict(os.environ))
+        yield uri
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        for child in children:
+            child.stop()
 
 
 class CountingStore:
