@@ -400,4 +400,8 @@ if __name__ == "__main__":
     )
     parser.add_argument("--baseline", type=Path, help="another app/directory.py, for the A/B")
     parser.add_argument("--lookups", type=int, help="only resolve this many URLs (callgrind)")
-    asyncio.run(main(parser.parse_args()))
+    parsed = parser.parse_args()
+    if parsed.store == "sqlite" and parsed.lookups is None and parsed.active >= parsed.tenants:
+        # The churn changes the tenant after the active ones, which must exist.
+        parser.error("--active must be below --tenants")
+    asyncio.run(main(parsed))
